@@ -1,0 +1,4 @@
+"""Fusion metrics: gradient family (being written)."""
+from mfif.metrics._common import Metric
+
+METRICS: tuple[Metric, ...] = ()

@@ -1,0 +1,4 @@
+"""Fusion metrics: information family (being written)."""
+from mfif.metrics._common import Metric
+
+METRICS: tuple[Metric, ...] = ()

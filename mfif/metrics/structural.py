@@ -1,0 +1,4 @@
+"""Fusion metrics: structural family (being written)."""
+from mfif.metrics._common import Metric
+
+METRICS: tuple[Metric, ...] = ()
