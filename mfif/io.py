@@ -1,0 +1,427 @@
+"""Image input/output at the edges of the library.
+
+Inside mfif an image is float32 (C, H, W) in [0, 1] with C = 1 (grey) or 3 (RGB) and a stack is
+(N, C, H, W). This module converts from and to files:
+
+- read: PNG (8/16-bit), TIFF (8/16-bit, float), JPEG and anything else Pillow opens; grey, RGB;
+  RGBA/LA lose alpha with a warning; palette and CMYK become RGB; EXIF orientation is applied.
+- write: PNG and TIFF at 8 or 16 bits, JPEG at 8 bits; atomic (temporary file + rename); never
+  overwrites one of the inputs.
+
+Every problem raises :class:`mfif.errors.InputError` / :class:`mfif.errors.OutputError` with a
+one-line message that names the file.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mfif.errors import InputError, OutputError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
+_TIFF = (".tif", ".tiff")
+_JPEG = (".jpg", ".jpeg")
+
+
+@dataclass
+class ImageInfo:
+    """What was learned about a file while reading it."""
+
+    path: Path
+    bit_depth: int  # 8 or 16 (float TIFFs report 16: they are written back at 16 bits)
+    channels: int  # after conversion: 1 or 3
+    had_alpha: bool = False
+    exif: bytes | None = None
+
+
+@dataclass
+class Stack:
+    """A registered-size stack of frames.
+
+    Attributes:
+        images: float32 (N, C, H, W) in [0, 1].
+        paths: the file of each frame (None for frames given as arrays).
+        bit_depth: the largest input bit depth (8 or 16): the default output depth.
+        infos: per-frame :class:`ImageInfo` (empty for arrays).
+    """
+
+    images: np.ndarray
+    paths: list[Path | None] = field(default_factory=list)
+    bit_depth: int = 8
+    infos: list[ImageInfo] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def name(self, index: int) -> str:
+        p = self.paths[index] if index < len(self.paths) else None
+        return str(p) if p is not None else f"frame {index}"
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def _png_is_16bit_colour(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    # IHDR: bytes 24 (bit depth) and 25 (colour type: 2 RGB, 6 RGBA)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Apply an EXIF orientation tag (1..8) to an (H, W[, C]) array."""
+    if orientation in (None, 1):
+        return arr
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    op = ops.get(int(orientation))
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        arr = tifffile.imread(str(path))
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise InputError(f"{path}: cannot read TIFF ({exc.__class__.__name__}: {exc})") from None
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar configuration
+    if arr.ndim not in (2, 3):
+        raise InputError(f"{path}: TIFF with shape {arr.shape} is not a single 2-D image")
+    return arr
+
+
+def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            exif = im.info.get("exif")
+            orientation = im.getexif().get(0x0112)
+            mode = im.mode
+            if _png_is_16bit_colour(path):
+                arr = None
+            elif mode in ("1", "L", "RGB", "RGBA", "LA"):
+                arr = np.asarray(im.convert("L") if mode == "1" else im)
+            elif mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+                arr = np.asarray(im)
+                if arr.dtype != np.uint16:
+                    if arr.min() < 0 or arr.max() > 65535:
+                        raise InputError(f"{path}: integer image values outside 0..65535")
+                    arr = arr.astype(np.uint16)
+            elif mode == "F":
+                arr = np.asarray(im).astype(np.float32)
+            elif mode in ("P", "PA"):
+                arr = np.asarray(im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB"))
+            else:  # CMYK, YCbCr, LAB, HSV ...
+                arr = np.asarray(im.convert("RGB"))
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image file (or an unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: cannot decode image, file truncated or corrupt ({exc})") from None
+    if arr is None:  # 16-bit RGB PNG: Pillow would reduce it to 8 bits
+        import cv2
+
+        raw = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise InputError(f"{path}: cannot decode 16-bit PNG")
+        arr = raw[..., ::-1] if raw.shape[2] == 3 else raw[..., [2, 1, 0, 3]]
+    return _apply_orientation(arr, orientation), exif
+
+
+def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, int, bool]:
+    """Convert an (H, W) / (H, W, C) array to float32 (C, H, W) in [0, 1].
+
+    Returns (image, bit_depth, had_alpha). uint8 -> /255, uint16 -> /65535, float must already be
+    in [0, 1] (checked), bool -> {0, 1}.
+    """
+    arr = np.asarray(arr)
+    if arr.size == 0:
+        raise InputError(f"{name}: image has zero size (shape {arr.shape})")
+    had_alpha = False
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        had_alpha = True
+        arr = arr[..., : arr.shape[2] - 1]
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise InputError(f"{name}: unsupported image shape {arr.shape} (expected grey or RGB)")
+    if arr.dtype == np.uint8:
+        out, depth = arr.astype(np.float32) / np.float32(255.0), 8
+    elif arr.dtype == np.uint16:
+        out, depth = arr.astype(np.float32) / np.float32(65535.0), 16
+    elif arr.dtype == np.bool_:
+        out, depth = arr.astype(np.float32), 8
+    elif np.issubdtype(arr.dtype, np.floating):
+        out, depth = arr.astype(np.float32), 16
+        if not np.all(np.isfinite(out)):
+            raise InputError(f"{name}: contains NaN or Inf values")
+        if out.min() < 0.0 or out.max() > 1.0:
+            raise InputError(f"{name}: float image values must lie in [0, 1], found [{out.min():.4g}, {out.max():.4g}]")
+    else:
+        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float in [0, 1])")
+    out = out[None] if out.ndim == 2 else np.moveaxis(out, -1, 0)
+    return np.ascontiguousarray(out), depth, had_alpha
+
+
+def read_image_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """Read one file into float32 (C, H, W) in [0, 1] plus its :class:`ImageInfo`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable (permission denied)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    exif = None
+    if path.suffix.lower() in _TIFF:
+        arr = _read_tiff(path)
+    else:
+        arr, exif = _read_pillow(path)
+    image, depth, had_alpha = to_float_image(arr, str(path))
+    if had_alpha:
+        warnings.warn(f"{path}: alpha channel dropped", stacklevel=2)
+    return image, ImageInfo(path=path, bit_depth=depth, channels=image.shape[0], had_alpha=had_alpha, exif=exif)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one file into float32 (C, H, W) in [0, 1] (C = 1 or 3)."""
+    return read_image_with_info(path)[0]
+
+
+def _unify_channels(images: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Mixed grey and RGB frames: grey frames are converted to RGB (replicated), with a warning."""
+    channels = {im.shape[0] for im in images}
+    if channels == {1, 3}:
+        grey = [n for im, n in zip(images, names) if im.shape[0] == 1]
+        warnings.warn(f"mixed grey and colour frames: converting grey frame(s) {', '.join(grey)} to RGB", stacklevel=3)
+        images = [np.repeat(im, 3, axis=0) if im.shape[0] == 1 else im for im in images]
+    return images
+
+
+def _check_sizes(images: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    h0, w0 = images[0].shape[-2:]
+    for im, name in zip(images[1:], names[1:]):
+        if im.shape[-2:] != (h0, w0):
+            raise InputError(
+                f"{name}: size {im.shape[-1]}x{im.shape[-2]} differs from {names[0]} ({w0}x{h0}); "
+                "frames must have the same size (register or crop them first)")
+
+
+def read_stack(paths: Sequence[str | os.PathLike], *, min_frames: int = 2) -> Stack:
+    """Read frames into a :class:`Stack` (float32 (N, C, H, W)).
+
+    Mixed grey/RGB frames are converted to RGB with a warning; frames of different sizes are refused.
+    """
+    paths = [Path(p) for p in paths]
+    if len(paths) < min_frames:
+        raise InputError(f"need at least {min_frames} frames to fuse, got {len(paths)}" +
+                         (f" ({paths[0]})" if paths else ""))
+    images, infos = [], []
+    for p in paths:
+        im, info = read_image_with_info(p)
+        images.append(im)
+        infos.append(info)
+    names = [str(p) for p in paths]
+    _check_sizes(images, names)
+    images = _unify_channels(images, names)
+    return Stack(images=np.stack(images), paths=list(paths), bit_depth=max(i.bit_depth for i in infos), infos=infos)
+
+
+def as_stack(images, *, min_frames: int = 2) -> Stack:
+    """Accept what users pass to :func:`mfif.fuse` and return a checked :class:`Stack`.
+
+    ``images`` may be a list of paths, a list of arrays ((H, W), (H, W, C) or (C, H, W); uint8,
+    uint16 or float in [0, 1]), an array (N, C, H, W) / (N, H, W), or a :class:`Stack`.
+    """
+    if isinstance(images, Stack):
+        stack = images
+        if len(stack) < min_frames:
+            raise InputError(f"need at least {min_frames} frames to fuse, got {len(stack)}")
+        return stack
+    if isinstance(images, (str, os.PathLike)):
+        raise InputError(f"{images}: a single file was given; pass a list of at least {min_frames} frames")
+    if isinstance(images, np.ndarray) and images.ndim in (3, 4) and images.dtype != object:
+        frames = list(images)
+    else:
+        try:
+            frames = list(images)
+        except TypeError:
+            raise InputError(f"cannot fuse an object of type {type(images).__name__}; pass a list of images or paths") from None
+    if frames and all(isinstance(f, (str, os.PathLike)) for f in frames):
+        return read_stack(frames, min_frames=min_frames)
+    if len(frames) < min_frames:
+        raise InputError(f"need at least {min_frames} frames to fuse, got {len(frames)}")
+    converted, depth = [], 8
+    for i, f in enumerate(frames):
+        if isinstance(f, (str, os.PathLike)):
+            im, info = read_image_with_info(f)
+            depth = max(depth, info.bit_depth)
+        else:
+            arr = np.asarray(f)
+            if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 2, 3, 4):
+                arr = np.moveaxis(arr, 0, -1)  # (C, H, W) -> (H, W, C)
+            im, d, had_alpha = to_float_image(arr, f"frame {i}")
+            if had_alpha:
+                warnings.warn(f"frame {i}: alpha channel dropped", stacklevel=2)
+            depth = max(depth, d)
+        converted.append(im)
+    names = [str(f) if isinstance(f, (str, os.PathLike)) else f"frame {i}" for i, f in enumerate(frames)]
+    _check_sizes(converted, names)
+    converted = _unify_channels(converted, names)
+    paths = [Path(f) if isinstance(f, (str, os.PathLike)) else None for f in frames]
+    return Stack(images=np.stack(converted), paths=paths, bit_depth=depth)
+
+
+def expand_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand CLI inputs: files as given, globs (``*.png``) and folders (their image files, sorted).
+
+    A pattern or folder that matches nothing is an error; the result keeps the order given.
+    """
+    out: list[Path] = []
+    for item in items:
+        s = str(item)
+        p = Path(s)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"{p}: folder contains no image files")
+            out.extend(files)
+        elif any(ch in s for ch in "*?[") and not p.exists():
+            files = sorted(Path(f) for f in glob.glob(s) if Path(f).is_file())
+            if not files:
+                raise InputError(f"{s}: pattern matches no files")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def to_integer_image(image: np.ndarray, bit_depth: int) -> np.ndarray:
+    """float (C, H, W) or (H, W) in [0, 1] -> uint8/uint16 (H, W[, C]), rounded and clipped."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+    if bit_depth == 8:
+        return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if bit_depth == 16:
+        return np.round(np.clip(arr, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    raise InputError(f"bit depth must be 8 or 16, got {bit_depth}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_path(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Refuse an output that is one of the inputs, or whose folder is missing or not writable."""
+    path = Path(path)
+    for inp in inputs:
+        if inp is not None and _same_file(path, Path(inp)):
+            raise OutputError(f"{path}: output path is one of the input files; refusing to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: output folder {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file name")
+    suffix = path.suffix.lower()
+    if suffix not in (".png", *_TIFF, *_JPEG):
+        raise OutputError(f"{path}: unsupported output format '{suffix or '(none)'}' (use .png, .tif or .jpg)")
+    return path
+
+
+def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_quality: int = 95) -> bytes:
+    """Encode float (C, H, W) in [0, 1] as PNG/TIFF (8/16-bit) or JPEG (8-bit) bytes."""
+    suffix = suffix.lower()
+    if suffix in _JPEG and bit_depth == 16:
+        warnings.warn("JPEG cannot hold 16 bits; writing 8 bits", stacklevel=3)
+        bit_depth = 8
+    arr = to_integer_image(image, bit_depth)
+    if suffix in _TIFF:
+        import io
+
+        import tifffile
+
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, arr, photometric="rgb" if arr.ndim == 3 else "minisblack")
+        return buf.getvalue()
+    import cv2
+
+    if arr.ndim == 3:
+        arr = np.ascontiguousarray(arr[..., ::-1])  # RGB -> BGR for OpenCV
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if suffix in _JPEG else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buf = cv2.imencode(suffix if suffix != ".jpeg" else ".jpg", arr, params)
+    if not ok:
+        raise OutputError(f"cannot encode image as {suffix}")
+    return buf.tobytes()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8,
+                inputs: Iterable[str | os.PathLike | None] = (), jpeg_quality: int = 95) -> Path:
+    """Write float32 (C, H, W) or (H, W) in [0, 1] to ``path`` atomically.
+
+    Args:
+        path: .png / .tif / .tiff (8 or 16 bits) or .jpg / .jpeg (8 bits).
+        bit_depth: 8 or 16.
+        inputs: files that must never be overwritten (the frames that were fused).
+    """
+    path = check_output_path(path, inputs=inputs)
+    data = encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality)
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
