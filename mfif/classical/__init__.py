@@ -1,0 +1,1 @@
+"""Classical (hand-made) fusion baselines, one per file."""

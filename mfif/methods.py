@@ -1,0 +1,86 @@
+"""The name -> method table. Every method, classical or learned, is one kind of callable:
+
+    function(stack: float32 (N, C, H, W) in [0, 1], options: <its options dataclass>) -> FusionResult
+
+Entries load their module lazily (so ``mfif list`` and the classical methods never import torch);
+the table itself is explicit: add a line here for a new method.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from mfif.errors import InputError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One fusion method.
+
+    Attributes:
+        name: the CLI/API name (``gff``, ``cnn-slight``, ...).
+        summary: one-line description for ``mfif list``.
+        module: module that implements it.
+        function: name of the fusion function in that module.
+        options: name of the options dataclass in that module.
+        kind: ``"classical"`` or ``"learned"``.
+        defaults: option values that differ between variants sharing one function.
+    """
+
+    name: str
+    summary: str
+    module: str
+    function: str
+    options: str
+    kind: str = "classical"
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+    def load(self) -> tuple[Callable, type]:
+        mod = importlib.import_module(self.module)
+        return getattr(mod, self.function), getattr(mod, self.options)
+
+    def make_options(self, **overrides):
+        """Build the options dataclass from this entry's defaults and ``overrides`` (checked)."""
+        _, options_cls = self.load()
+        names = {f.name for f in dataclasses.fields(options_cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise InputError(f"method '{self.name}' has no option(s) {', '.join(unknown)}; "
+                             f"valid options: {', '.join(sorted(names)) or '(none)'}")
+        values = dict(self.defaults)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return options_cls(**values)
+
+
+_SPECS = (
+    MethodSpec("average", "pixel-wise mean of the frames (the reference baseline)",
+               "mfif.classical.average", "average_fusion", "AverageOptions"),
+    MethodSpec("laplacian", "Laplacian pyramid, max-abs detail with consistency check, averaged base (Burt & Adelson 1983)",
+               "mfif.classical.laplacian", "laplacian_pyramid_fusion", "LaplacianOptions"),
+    MethodSpec("dwt", "discrete wavelet transform, max-abs detail, averaged approximation (Li et al. 1995)",
+               "mfif.classical.dwt", "wavelet_fusion", "WaveletOptions"),
+    MethodSpec("gff", "guided filtering fusion, two-scale (Li, Kang, Hu 2013)",
+               "mfif.classical.gff", "guided_filtering_fusion", "GFFOptions"),
+    MethodSpec("dct-cv", "DCT-domain block variance with consistency verification (Haghighat et al. 2011)",
+               "mfif.classical.dct_cv", "dct_variance_fusion", "DCTOptions"),
+    MethodSpec("sml", "sum-modified-Laplacian choose-max, small-region removal, guided refinement",
+               "mfif.classical.sml", "sml_fusion", "SMLOptions"),
+)
+
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
+
+DEFAULT_METHOD = "gff"
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up by name; an unknown name is an error listing the known ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise InputError(f"unknown method '{name}'; available: {', '.join(METHODS)}") from None
+
+
+def available_methods() -> list[str]:
+    return list(METHODS)
