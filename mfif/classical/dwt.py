@@ -1,0 +1,55 @@
+"""Discrete-wavelet-transform fusion (Li, Manjunath, Mitra 1995, with the simple choose-max rule).
+
+Each channel of each frame is decomposed with PyWavelets ``wavedec2``; every detail coefficient is
+taken from the frame whose coefficient has the largest absolute value (summed over channels, so
+all channels come from one frame); the approximation band is averaged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pywt
+
+from mfif.errors import InputError
+from mfif.result import FusionResult
+
+
+@dataclass
+class WaveletOptions:
+    """wavelet: PyWavelets name; levels: decomposition levels (0 = automatic, at most 4);
+    mode: signal extension mode."""
+
+    wavelet: str = "db2"
+    levels: int = 0
+    mode: str = "symmetric"
+
+
+def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> FusionResult:
+    """Fuse (N, C, H, W) frames in the wavelet domain; returns fused (C, H, W)."""
+    options = options or WaveletOptions()
+    n, c, h, w = stack.shape
+    try:
+        wavelet = pywt.Wavelet(options.wavelet)
+    except ValueError:
+        raise InputError(f"unknown wavelet '{options.wavelet}' (see pywt.wavelist())") from None
+    max_level = pywt.dwt_max_level(min(h, w), wavelet.dec_len)
+    levels = options.levels or min(4, max_level)
+    levels = max(1, min(levels, max(max_level, 1)))
+    # coeffs[frame][channel] = [cA, (cH, cV, cD) per level coarse->fine]
+    coeffs = [[pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.mode, level=levels)
+               for ch in range(c)] for frame in stack]
+    fused_channels = [[np.mean([coeffs[i][ch][0] for i in range(n)], axis=0)] for ch in range(c)]
+    for lvl in range(1, levels + 1):
+        for band in range(3):
+            bands = np.stack([np.stack([coeffs[i][ch][lvl][band] for ch in range(c)]) for i in range(n)])
+            choice = np.argmax(np.abs(bands).sum(axis=1), axis=0)
+            picked = np.take_along_axis(bands, choice[None, None], axis=0)[0]
+            for ch in range(c):
+                if band == 0:
+                    fused_channels[ch].append([])
+                fused_channels[ch][lvl].append(picked[ch])
+    fused = np.stack([
+        pywt.waverec2([fc[0]] + [tuple(b) for b in fc[1:]], wavelet, mode=options.mode)[:h, :w]
+        for fc in fused_channels])
+    return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), info={"levels": levels})
