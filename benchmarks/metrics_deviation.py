@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         print(f"unknown metric keys: {unknown}", file=sys.stderr)
         return 2
 
-    worst: dict[str, tuple[float, str]] = {k: (0.0, "") for k in keys}
+    worst: dict[str, tuple[float, str]] = {k: (-1.0, "") for k in keys}
     nulls: dict[str, list[str]] = {k: [] for k in keys}
     missing: dict[str, int] = {k: 0 for k in keys}
     errors: dict[str, list[str]] = {k: [] for k in keys}
@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     print(f"{'metric':<18} {'max rel. dev':>13}  where")
     for key in keys:
         dev, where = worst[key]
-        line = f"{key:<18} {dev:13.3e}  {where}"
+        shown = f"{dev:13.3e}" if dev >= 0 else f"{'n/a':>13}"
+        line = f"{key:<18} {shown}  {where}"
         if errors[key]:
             line += f"  ERRORS: {len(errors[key])} ({errors[key][0]})"
         if missing[key]:

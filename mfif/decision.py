@@ -102,33 +102,36 @@ def remove_small_regions(mask: np.ndarray, area_fraction: float = 0.01, *, area:
 
 
 def remove_small_regions_multi(decision: np.ndarray, n_sources: int, area_fraction: float = 0.01) -> np.ndarray:
-    """N-way small-region removal on an index map: each small 8-connected region of one label is
-    given the label that surrounds it most (the most common label on its outer border).
+    """N-way small-region removal on an index map.
+
+    Two sources: exactly :func:`remove_small_regions` (map, then inverse). More sources: every
+    8-connected region of one label smaller than ceil(area_fraction * H * W) is found on the input
+    map (all labels at once, so the result does not depend on the order of the sources) and its
+    pixels take the label of the nearest pixel outside any small region.
 
     Args:
         decision: (H, W) int map with values in [0, n_sources).
     Returns:
         (H, W) int map.
     """
+    from scipy import ndimage
+
     if n_sources == 2:
         return (~remove_small_regions(decision == 0, area_fraction)).astype(decision.dtype)
     area = math.ceil(area_fraction * decision.shape[0] * decision.shape[1])
-    out = decision.copy()
     if area <= 1:
-        return out
-    kernel = np.ones((3, 3), np.uint8)
+        return decision.copy()
+    small = np.zeros(decision.shape, bool)
     for label in range(n_sources):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((out == label).astype(np.uint8), connectivity=8)
-        for comp in np.nonzero(stats[1:, cv2.CC_STAT_AREA] < area)[0] + 1:
-            x, y, w, h = stats[comp, :4]
-            y0, y1, x0, x1 = max(y - 1, 0), min(y + h + 1, out.shape[0]), max(x - 1, 0), min(x + w + 1, out.shape[1])
-            region = labels[y0:y1, x0:x1] == comp
-            ring = cv2.dilate(region.astype(np.uint8), kernel).astype(bool) & ~region
-            neighbours = out[y0:y1, x0:x1][ring]
-            neighbours = neighbours[neighbours != label]
-            if neighbours.size:
-                out[y0:y1, x0:x1][region] = np.bincount(neighbours, minlength=n_sources).argmax()
-    return out
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((decision == label).astype(np.uint8), connectivity=8)
+        if n > 1:
+            is_small = stats[:, cv2.CC_STAT_AREA] < area
+            is_small[0] = False
+            small |= is_small[labels]
+    if not small.any() or small.all():
+        return decision.copy()
+    _, (iy, ix) = ndimage.distance_transform_edt(small, return_indices=True)
+    return decision[iy, ix]
 
 
 def argmax_decision(scores: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ def dct_variance_fusion(stack: np.ndarray, options: DCTOptions | None = None) ->
     if ph or pw:
         grey = np.pad(grey, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
     variance = np.stack([dct_block_variance(g, b) for g in grey])
-    choice = majority_vote(np.argmax(variance, axis=0), n, o.consistency)
+    choice = majority_vote(np.argmax(variance, axis=0), n, o.consistency, variance)
     decision = np.repeat(np.repeat(choice, b, axis=0), b, axis=1)[:h, :w]
     weights = one_hot(decision, n)
     fused = np.take_along_axis(stack, decision[None, None].repeat(c, axis=1), axis=0)[0]

@@ -49,14 +49,22 @@ def _collapse(pyramid: list[np.ndarray]) -> np.ndarray:
     return image
 
 
-def majority_vote(choice: np.ndarray, n_sources: int, radius: int) -> np.ndarray:
-    """Replace each label by the most frequent label in its (2r+1)^2 window (ties: lowest label)."""
+def majority_vote(choice: np.ndarray, n_sources: int, radius: int, activity: np.ndarray | None = None) -> np.ndarray:
+    """Replace each label by the most frequent label in its (2r+1)^2 window.
+
+    Ties are broken by the window sum of ``activity`` (N, H, W) when given, so the result does not
+    depend on the order of the sources.
+    """
     if radius <= 0:
         return choice
     k = 2 * radius + 1
     counts = np.stack([
         cv2.boxFilter((choice == i).astype(np.float32), -1, (k, k), normalize=False, borderType=cv2.BORDER_REFLECT)
-        for i in range(n_sources)])
+        for i in range(n_sources)]).astype(np.float64)
+    if activity is not None:
+        local = np.stack([cv2.boxFilter(a.astype(np.float32), -1, (k, k), borderType=cv2.BORDER_REFLECT)
+                          for a in activity]).astype(np.float64)
+        counts += 0.5 * local / (local.max(axis=0, keepdims=True) + 1e-30)  # < 1: only breaks ties
     return np.argmax(counts, axis=0)
 
 
@@ -71,7 +79,7 @@ def laplacian_pyramid_fusion(stack: np.ndarray, options: LaplacianOptions | None
     for level in range(levels):
         coeffs = np.stack([p[level].reshape(p[level].shape[0], p[level].shape[1], -1) for p in pyramids])
         activity = np.abs(coeffs).sum(axis=-1)
-        choice = majority_vote(np.argmax(activity, axis=0), n, options.consistency)
+        choice = majority_vote(np.argmax(activity, axis=0), n, options.consistency, activity)
         if level == 0:
             finest_choice = choice
         picked = np.take_along_axis(coeffs, choice[None, :, :, None], axis=0)[0]

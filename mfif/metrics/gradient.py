@@ -117,8 +117,14 @@ def gradient_preservation_vifb(sources, fused, *, ground_truth=None) -> float:
     x response is 0; quirk reproduced: where g_s == g_F the relative strength is g_F itself
     (0 when both are 0). ``sum(Q_AF g_A + Q_BF g_B) / sum(g_A + g_B)`` with unguarded weights:
     raises InputError when both sources have no gradient at all (0/0).
+
+    VIFB converts with ``255 * im2double(double(x))``; ``im2double`` leaves doubles unchanged, so
+    all three images enter on a [0, 65025] scale. Ratios and angles do not see it, but the
+    g_s == g_F quirk does (the relative strength becomes 255 g_F, pushing its sigmoid further
+    into saturation, ~5e-10 relative on our cases); reproduced.
     """
     (a, b), f = prepare(sources, fused, n_sources=2)
+    a, b, f = 255.0 * a, 255.0 * b, 255.0 * f
     tg, kg, dg, ta, ka, da = 0.9994, -15.0, 0.5, 0.9879, -22.0, 0.8
 
     def strength_orientation(x):
