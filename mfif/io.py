@@ -101,6 +101,8 @@ def _read_tiff(path: Path) -> np.ndarray:
     except Exception as exc:  # tifffile raises many types for damaged files
         raise InputError(f"{path}: cannot read TIFF ({exc.__class__.__name__}: {exc})") from None
     arr = np.asarray(arr)
+    if arr.size == 0:
+        raise InputError(f"{path}: cannot read TIFF (no image data found)")
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar configuration
     if arr.ndim not in (2, 3):

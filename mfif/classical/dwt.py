@@ -40,10 +40,14 @@ def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> 
     coeffs = [[pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.mode, level=levels)
                for ch in range(c)] for frame in stack]
     fused_channels = [[np.mean([coeffs[i][ch][0] for i in range(n)], axis=0)] for ch in range(c)]
+    finest_activity = None
     for lvl in range(1, levels + 1):
         for band in range(3):
             bands = np.stack([np.stack([coeffs[i][ch][lvl][band] for ch in range(c)]) for i in range(n)])
-            choice = np.argmax(np.abs(bands).sum(axis=1), axis=0)
+            activity = np.abs(bands).sum(axis=1)
+            choice = np.argmax(activity, axis=0)
+            if lvl == levels:
+                finest_activity = activity if finest_activity is None else finest_activity + activity
             picked = np.take_along_axis(bands, choice[None, None], axis=0)[0]
             for ch in range(c):
                 if band == 0:
@@ -52,4 +56,9 @@ def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> 
     fused = np.stack([
         pywt.waverec2([fc[0]] + [tuple(b) for b in fc[1:]], wavelet, mode=options.mode)[:h, :w]
         for fc in fused_channels])
-    return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), info={"levels": levels})
+    # Decision map for display: which frame has the most finest-level detail energy, at full size.
+    decision = np.argmax(finest_activity, axis=0)
+    decision = np.repeat(np.repeat(decision, 2, axis=0), 2, axis=1)
+    decision = np.pad(decision, ((0, max(0, h - decision.shape[0])), (0, max(0, w - decision.shape[1]))), mode="edge")[:h, :w]
+    return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), decision=decision.astype(np.int64),
+                        info={"levels": levels})

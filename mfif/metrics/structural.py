@@ -285,10 +285,11 @@ def cvejic_quality(sources, fused, *, ground_truth=None) -> float:
     image fusion algorithms", Int. J. Signal Processing 2(3), 2005; code Z. Liu et al., TPAMI 2012.
     """
     w, qa, qb = _cvejic_parts(sources, fused, _YANG_TAPS)
-    if not np.all(np.isfinite(w)):
+    if np.any(np.isnan(w)):
         raise InputError("Q_C is undefined for these images: a 7x7 window has zero covariance with the "
                          "fused image in both sources (flat region); the reference returns NaN, use Q_C_yl")
-    q = w * qa + (1.0 - w) * qb
+    with np.errstate(invalid="ignore"):
+        q = w * qa + (1.0 - w) * qb
     q[w < 0] = 0.0
     q[w > 1] = 1.0
     return _mean(q)
@@ -303,7 +304,7 @@ def cvejic_quality_yl(sources, fused, *, ground_truth=None) -> float:
     Reference: N. Cvejic et al. 2005; code MFIF-Metrics (Y. Liu 2020).
     """
     w, qa, qb = _cvejic_parts(sources, fused, _BOX8_TAPS)
-    hole = ~np.isfinite(w)
+    hole = np.isnan(w)  # 0/0; +-inf (s_AF = -s_BF) is clamped like any other weight
     w = np.clip(w, 0.0, 1.0)
     w[hole] = 0.5
     return _mean(w * qa + (1.0 - w) * qb)

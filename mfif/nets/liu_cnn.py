@@ -126,6 +126,26 @@ class LiuCNN(nn.Module):
                 x = F.relu(x)
         return x
 
+    def head_halves(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first head layer split by branch: (W_A * f, W_B * f) for features f (B, 256, h, w).
+
+        ``head_from_halves(U_i, V_k)`` equals ``head_dense(f_i, f_k)``; with N frames the expensive
+        8x8 layer then costs 2N half-convolutions instead of N(N-1) full ones (the N-way mode)."""
+        first = self._head_layers()[0]
+        return F.conv2d(f, first.weight[:, :256]), F.conv2d(f, first.weight[:, 256:])
+
+    def head_from_halves(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Finish the head from the halves of A (``u``) and B (``v``) -> logits (B, 2, h-7, w-7)."""
+        layers = self._head_layers()
+        x = u + v
+        if len(layers) > 1 or self.use_output_bias:
+            x = x + layers[0].bias[None, :, None, None]
+        for layer in layers[1:]:
+            x = F.relu(x)
+            bias = layer.bias if (layer is not layers[-1] or self.use_output_bias) else None
+            x = F.conv2d(x, layer.weight, bias)
+        return x
+
     def head_patch(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
         """Features (B, 256, 8, 8) of A and B -> logits (B, 2) (fc layers as matrix products)."""
         x = torch.cat([fa, fb], dim=1).flatten(1)
