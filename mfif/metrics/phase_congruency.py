@@ -99,24 +99,22 @@ def _filter_bank(rows: int, cols: int, params: PhaseCongruencyParams) -> _Filter
     em_n = np.empty(p.norient)
     sum_an2 = np.empty(p.norient)
     sum_aiaj = np.empty(p.norient)
-    root_n = np.sqrt(rows * cols)
     for o in range(p.norient):
         angl = o * np.pi / p.norient
         ds = sintheta * np.cos(angl) - costheta * np.sin(angl)
         dc = costheta * np.cos(angl) + sintheta * np.sin(angl)
         dtheta = np.abs(np.arctan2(ds, dc))
         spread = np.exp((-dtheta**2) / (2 * theta_sigma**2))
-        filters[o] = log_gabor * spread
+        np.multiply(log_gabor, spread, out=filters[o])
         em_n[o] = np.sum(filters[o, 0] ** 2)
-        ifft_filt = scipy.fft.ifft2(filters[o], axes=(-2, -1)).real * root_n
-        sum_an2[o] = np.sum(ifft_filt**2)
-        total = 0.0
-        for si in range(p.nscale - 1):
-            for sj in range(si + 1, p.nscale):
-                total += np.sum(ifft_filt[si] * ifft_filt[sj])
-        sum_aiaj[o] = total
-    for arr in (filters, em_n, sum_an2, sum_aiaj):
-        arr.setflags(write=False)
+        # Noise model: sums over pixels of ifftFilt_si * ifftFilt_sj with
+        # ifftFilt = real(ifft2(filter)) * sqrt(rows * cols). real(ifft2(H)) = ifft2(H_sym) with
+        # H_sym(k) = (H(k) + H(-k)) / 2, so by Parseval sum_x ifftFilt_i ifftFilt_j
+        # = sum_k H_sym_i(k) H_sym_j(k): no FFT needed.
+        sym = 0.5 * (filters[o] + np.roll(filters[o, :, ::-1, ::-1], 1, axis=(-2, -1)))
+        gram = np.einsum("ixy,jxy->ij", sym, sym)
+        sum_an2[o] = np.trace(gram)
+        sum_aiaj[o] = np.sum(np.triu(gram, 1))
     return _FilterBank(filters, em_n, sum_an2, sum_aiaj)
 
 
