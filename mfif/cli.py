@@ -15,7 +15,9 @@ from pathlib import Path
 from mfif.errors import InputError, MfifError
 
 # Subcommands that live next to their feature: module -> it provides add_parser(subparsers) and run(args).
-_FEATURE_COMMANDS: tuple[str, ...] = ()
+_FEATURE_COMMANDS: tuple[str, ...] = (
+    "mfif.evaluation.cli",
+)
 
 
 def _parse_option_value(text: str):

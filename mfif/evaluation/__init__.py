@@ -1,0 +1,1 @@
+"""Evaluation (`mfif eval`) and speed benchmarks (`mfif bench`)."""

@@ -1,0 +1,206 @@
+"""Run methods over datasets and score them, with an on-disk cache.
+
+Stages per dataset: discover items (:mod:`mfif.datasets`) -> for each item and method: fuse
+(cached as ``<cache>/<dataset>/<method>/<item>.png``) -> score with :mod:`mfif.metrics` (cached
+next to it as ``.json``) -> rows for the report. A re-run with the same sources, method and options
+loads both from the cache and does no method work. An item that cannot be read (missing ``_B``,
+size mismatch, corrupt file) is reported and the rest are still evaluated.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfif.datasets import Dataset, DatasetItem, discover
+from mfif.errors import InputError, MfifError
+from mfif.io import read_image, read_stack, write_bytes_atomic, write_image
+
+# Reported for every item (reference-free, cheap enough for hundreds of items); GT metrics are
+# added when the item has a ground truth. Any key of mfif.metrics.METRICS can be asked for.
+DEFAULT_METRICS = ("Q_MI", "Q_G_yl", "Q_Y_yl", "Q_CB", "Q_P", "SSIM", "EN", "SF", "AG", "SD")
+GT_METRICS = ("PSNR_GT", "SSIM_GT")
+
+
+@dataclass
+class EvalConfig:
+    """Options of :func:`evaluate`.
+
+    Attributes:
+        methods: method names (``mfif list``).
+        metrics: metric keys (default :data:`DEFAULT_METRICS`, plus :data:`GT_METRICS` with GT).
+        out_dir: report folder.
+        cache_dir: fused results and per-item scores (default ``out_dir / "cache"``).
+        method_options: per-method option overrides, e.g. ``{"sml": {"window_radius": 5}}``.
+        progress: show a progress bar.
+    """
+
+    methods: list[str]
+    out_dir: Path
+    metrics: list[str] | None = None
+    cache_dir: Path | None = None
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class EvalRow:
+    dataset: str
+    item: str
+    method: str
+    seconds: float | None
+    values: dict[str, float]
+    cached: bool = False
+
+
+@dataclass
+class EvalResult:
+    rows: list[EvalRow] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    datasets: list[Dataset] = field(default_factory=list)
+    method_runs: int = 0  # how many fusions were actually computed (0 on a fully cached re-run)
+    metric_runs: int = 0
+
+
+def _source_signature(item: DatasetItem) -> list:
+    sig = []
+    for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]:
+        st = p.stat()
+        sig.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    return sig
+
+
+def _cache_key(item: DatasetItem, method: str, options: dict) -> str:
+    from mfif import __version__
+
+    payload = json.dumps({"sources": _source_signature(item), "method": method,
+                          "options": {k: repr(v) for k, v in sorted(options.items())}, "version": __version__},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _metrics_for(item: DatasetItem, requested: list[str] | None) -> list[str]:
+    from mfif.metrics import METRICS
+
+    names = list(requested) if requested else [*DEFAULT_METRICS, *(GT_METRICS if item.ground_truth else ())]
+    out = []
+    for name in names:
+        metric = METRICS.get(name)
+        if metric is None:
+            raise InputError(f"unknown metric '{name}'; available: {', '.join(METRICS)}")
+        if metric.needs_ground_truth and item.ground_truth is None:
+            continue
+        if metric.n_sources == 2 and len(item.sources) != 2:
+            continue
+        out.append(name)
+    return out
+
+
+def _score(names: list[str], sources: np.ndarray, fused: np.ndarray, gt: np.ndarray | None) -> dict[str, float]:
+    from mfif.metrics import METRICS
+
+    values = {}
+    for name in names:
+        metric = METRICS[name]
+        try:
+            value = metric.function(list(sources), fused, ground_truth=gt)
+        except MfifError:
+            value = float("nan")
+        values[name] = float(value) if value is not None else float("nan")
+    return values
+
+
+def _load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
+    """Run ``config.methods`` on every item of every dataset folder and score the results."""
+    from tqdm import tqdm
+
+    from mfif.api import fuse
+    from mfif.methods import get_method
+
+    from mfif.metrics import METRICS
+
+    specs = [get_method(m) for m in config.methods]  # unknown method or metric: error before any work
+    unknown = [m for m in (config.metrics or []) if m not in METRICS]
+    if unknown:
+        raise InputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
+    cache_root = Path(config.cache_dir or Path(config.out_dir) / "cache")
+    result = EvalResult()
+    datasets = [discover(d) for d in data_dirs]
+    result.datasets = datasets
+    for ds in datasets:
+        result.problems.extend(ds.problems)
+    total = sum(len(ds.items) for ds in datasets) * len(specs)
+    bar = tqdm(total=total, desc="evaluating", unit="run", disable=None if config.progress else True)
+    broken_methods: set[str] = set()
+    for ds in datasets:
+        for item in ds.items:
+            try:
+                stack = read_stack(item.sources)
+                gt = read_image(item.ground_truth) if item.ground_truth else None
+                if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
+                    raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
+                names = _metrics_for(item, config.metrics)
+            except InputError as exc:
+                result.problems.append(f"{ds.name}/{item.name}: {exc}")
+                bar.update(len(specs))
+                continue
+            for spec in specs:
+                bar.set_postfix_str(f"{ds.name}/{item.name} {spec.name}", refresh=False)
+                if spec.name in broken_methods:
+                    bar.update(1)
+                    continue
+                options = config.method_options.get(spec.name, {})
+                key = _cache_key(item, spec.name, options)
+                folder = cache_root / ds.name / spec.name
+                folder.mkdir(parents=True, exist_ok=True)
+                fused_path = folder / f"{item.name}.png"
+                meta_path = folder / f"{item.name}.json"
+                meta = _load_json(meta_path) or {}
+                cached = meta.get("key") == key and fused_path.exists()
+                seconds = meta.get("seconds") if cached else None
+                try:
+                    if cached:
+                        fused = read_image(fused_path)
+                    else:
+                        t0 = time.perf_counter()
+                        fused = fuse(stack, method=spec.name, **options).fused
+                        seconds = time.perf_counter() - t0
+                        result.method_runs += 1
+                        write_image(fused_path, fused, bit_depth=8)
+                        fused = read_image(fused_path)  # score exactly what was saved
+                        meta = {"key": key, "seconds": seconds, "metrics": {}}
+                except MfifError as exc:
+                    result.problems.append(f"{ds.name}/{item.name}: method {spec.name} failed: {exc}")
+                    if isinstance(exc, InputError) is False and "weights" in str(exc).lower():
+                        broken_methods.add(spec.name)
+                    bar.update(1)
+                    continue
+                values = {k: v for k, v in meta.get("metrics", {}).items() if k in names}
+                missing = [n for n in names if n not in values]
+                if missing:
+                    values.update(_score(missing, stack.images, fused, gt))
+                    result.metric_runs += len(missing)
+                    meta["metrics"] = {**meta.get("metrics", {}), **values}
+                    write_bytes_atomic(meta_path, json.dumps(meta, indent=1, allow_nan=True).encode())
+                result.rows.append(EvalRow(ds.name, item.name, spec.name, seconds,
+                                           {n: values[n] for n in names}, cached))
+                bar.update(1)
+    bar.close()
+    return result
+
+
+def finite(values) -> list[float]:
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
