@@ -1,0 +1,23 @@
+"""`mfif bench`: one tiny run end to end (numbers are printed by the benchmark, not asserted)."""
+from __future__ import annotations
+
+from mfif.cli import main
+from mfif.evaluation.bench import run_one, synthetic_pair
+
+
+def test_synthetic_pair_shapes():
+    a, b = synthetic_pair(40)
+    assert a.shape == b.shape == (3, 40, 40) and a.min() >= 0 and a.max() <= 1
+
+
+def test_run_one_measures_time_and_memory():
+    row = run_one("average", 64, repeats=1)
+    assert row.error == "" and row.seconds > 0 and row.peak_mb >= row.base_mb > 0
+
+
+def test_bench_cli_writes_csv_and_plot(tmp_path, capsys):
+    code = main(["bench", "--methods", "average", "--sizes", "48", "--repeats", "1", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "average" in out
+    assert (tmp_path / "bench.csv").read_text().count("\n") == 2 and (tmp_path / "bench.png").exists()
+    assert main(["bench", "--methods", "nope"]) == 1
