@@ -9,8 +9,8 @@ here rescales them further. ``filter2(h, x, 'same')`` = correlation with zero pa
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from mfif.errors import InputError
 from mfif.metrics._common import Metric, prepare
@@ -82,8 +82,8 @@ def gradient_preservation_zl(sources, fused, *, ground_truth=None) -> float:
 
         Q_G = mean( (Q_AF w_A + Q_BF w_B) / (w_A + w_B) )
 
-    Identical inputs give 0.9933... (not 1: the sigmoids are 0.9933 at G = 1, A = 1 and
-    0.5 in flat areas where ZL's orientation term is 0). Always finite (1e-5 guards).
+    Identical inputs give ``(1 + e^-5)^-2`` = 0.98666 (not 1: both sigmoids are 0.9933 at
+    G = A = 1), everywhere, flat areas included. Always finite (1e-5 guards).
     For published multi-focus tables use ``Q_G_yl``.
     """
     (a, b), f = prepare(sources, fused, n_sources=2)
@@ -101,7 +101,7 @@ def gradient_preservation_yl(sources, fused, *, ground_truth=None) -> float:
 
         Q_G_yl = sum(Q_AF w_A + Q_BF w_B) / sum(w_A + w_B)
 
-    Identical inputs give ~0.9868 (Gamma_g Gamma_a times the sigmoids at G = A = 1).
+    Identical inputs give ``0.9994 / (1 + e^-7.5) * 0.9879 / (1 + e^-4.4)`` = 0.97479.
     Always finite (1e-5 guards on the weights). This is the Q_G of published MFIF tables.
     """
     (a, b), f = prepare(sources, fused, n_sources=2)
@@ -116,7 +116,9 @@ def gradient_preservation_vifb(sources, fused, *, ground_truth=None) -> float:
     Constants as ``Q_G_yl``; Sobel by ``conv2`` (true convolution); alpha = pi/2 where the
     x response is 0; quirk reproduced: where g_s == g_F the relative strength is g_F itself
     (0 when both are 0). ``sum(Q_AF g_A + Q_BF g_B) / sum(g_A + g_B)`` with unguarded weights:
-    raises InputError when both sources have no gradient at all (0/0).
+    raises InputError when both sources have no gradient at all (0/0). Because of the quirk,
+    identical inputs give ``0.9994 * 0.9879 / (1 + e^-4.4)`` = 0.97533 (the strength sigmoid
+    saturates), slightly above Q_G_yl's 0.97479.
 
     VIFB converts with ``255 * im2double(double(x))``; ``im2double`` leaves doubles unchanged, so
     all three images enter on a [0, 65025] scale. Ratios and angles do not see it, but the
@@ -257,8 +259,8 @@ _WINDOW = _gaussian_1d()
 def _filter_same(stack: np.ndarray) -> np.ndarray:
     """``filter2(fspecial('gaussian', 11, 1.5), x, 'same')`` on each (H, W) of a (K, H, W) stack
     (separable, zero padding)."""
-    out = ndimage.correlate1d(stack, _WINDOW, axis=-2, mode="constant", cval=0.0)
-    return ndimage.correlate1d(out, _WINDOW, axis=-1, mode="constant", cval=0.0)
+    return np.stack([cv2.sepFilter2D(m, cv2.CV_64F, _WINDOW, _WINDOW, borderType=cv2.BORDER_CONSTANT)
+                     for m in stack])
 
 
 def _feature_correlation(f1, f2, fmax, ff, mask1, mask2, mask3) -> float:
@@ -290,10 +292,17 @@ def phase_congruency_feature(sources, fused, *, ground_truth=None) -> float:
     the pixel-wise max-PC source. For each feature X in (PC, M, m): local correlation
     coefficients (Gaussian 11x11, sigma 1.5, C = 1e-4) of F's X with A's, B's and the max
     source's X (each masked), pixel-wise max, summed and divided by the max-mask area;
-    ``Q_P = P_pc P_M P_m``. Identical inputs give ~1 (slightly less where masked maps meet).
-    Raises InputError when no source pixel has pc > 0.1 (empty mask: 0/0, e.g. constant sources).
+    ``Q_P = P_pc P_M P_m``. Identical inputs give a little less than 1 (0.96 on our textured
+    test images): the masked source maps differ from the unmasked fused map near mask edges.
+
+    Raises InputError when no source pixel has pc > 0.1 (empty mask: 0/0, e.g. constant sources)
+    and for a constant fused image: the MATLAB code returns NaN there (0/0 in the moments), and
+    with that hole patched the C = 1e-4 terms would score a flat map ~1 against anything.
     """
     (a, b), f = prepare(sources, fused, n_sources=2)
+    if f.max() == f.min():
+        raise InputError("Q_P is undefined for a constant fused image (no phase congruency; "
+                         "the reference returns NaN)")
     pc, big_m, small_m = phase_congruency(np.stack([a, b, f]))
     pc1, pc2, pcf = pc
     mask = pc1 > pc2

@@ -86,7 +86,7 @@ def _tsallis_zl(x: np.ndarray, y: np.ndarray, q: float) -> float:
     denom = np.outer(m1, m2)
     nz = denom != 0
     total = np.sum(h[nz] ** q / denom[nz] ** (q - 1.0))
-    return float((1.0 - total) / (1.0 - q))
+    return float((1.0 - total) / (1.0 - q)) + 0.0  # no -0.0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def entropy(sources, fused, *, ground_truth=None) -> float:
     f = _fused(fused)
     p = np.bincount(f.astype(np.int64).ravel(), minlength=256) / f.size
     p = p[p > 0]
-    return float(-np.sum(p * np.log2(p)))
+    return 0.0 - float(np.sum(p * np.log2(p)))
 
 
 def standard_deviation_yl(sources, fused, *, ground_truth=None) -> float:
