@@ -16,7 +16,9 @@ from mfif.errors import InputError, MfifError
 
 # Subcommands that live next to their feature: module -> it provides add_parser(subparsers) and run(args).
 _FEATURE_COMMANDS: tuple[str, ...] = (
+    "mfif.metrics.cli",
     "mfif.evaluation.cli",
+    "mfif.train.cli",
 )
 
 
@@ -87,50 +89,142 @@ def _save_maps(result, path: Path, n_sources: int, inputs) -> list[Path]:
     return written
 
 
-def _cmd_fuse(args) -> int:
-    from tqdm import tqdm
+def _align_options(args):
+    from mfif.align import AlignOptions
 
-    from mfif.api import fuse
-    from mfif.io import Stack, check_output_path, expand_inputs, read_image_with_info, write_image
+    return AlignOptions(model=args.align_model)
+
+
+def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map=None, save_transforms=None,
+              batch: bool = False) -> str:
+    """Load, align, merge and save one stack; returns the summary line."""
+    from mfif.io import check_output_path, write_image
+    from mfif.stacking import fuse_stack, write_depth_map
+
+    if len(paths) < 2:
+        raise InputError(f"need at least 2 frames to fuse, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
+    out = check_output_path(out, inputs=paths)
+    extras = [Path(p) for p in (save_map, depth_map, save_transforms) if p]
+    for extra in extras:
+        if extra.suffix.lower() != ".json":
+            check_output_path(extra, inputs=paths)
+        if extra.resolve() == out.resolve():
+            raise InputError(f"{extra}: the map path equals the output path")
+    align = args.align
+    if align is None:
+        align = len(paths) > 2
+    if save_transforms and not align:
+        if batch:  # a two-frame stack in a batch: nothing to save
+            save_transforms = None
+        else:
+            raise InputError("--save-transforms needs alignment (it is off: --no-align, or only two frames "
+                             "without --align)")
+    start = time.perf_counter()
+    tile = "auto" if args.tile is None else (args.tile or None)
+    sr = fuse_stack(paths, spec.name, align=align, align_options=_align_options(args), tile=tile,
+                    batch_frames=args.batch_frames, **options)
+    result, frames = sr.result, sr.frames
+    bit_depth = args.bit_depth or frames.bit_depth
+    write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif)
+    if save_map:
+        _save_maps(result, Path(save_map), len(frames), paths)
+    if depth_map:
+        depth = result.decision if result.decision is not None else (
+            None if result.weights is None else result.weights.argmax(axis=0))
+        if (depth is None or spec.name == "average") and batch:
+            pass  # a batch asks for depth maps where there are any
+        elif depth is None or spec.name == "average":
+            raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
+        else:
+            write_depth_map(depth_map, depth, len(frames), inputs=paths)
+    if save_transforms and sr.alignment is not None:
+        sr.alignment.save(save_transforms, frames.paths)
+    note = ""
+    if sr.alignment is not None:
+        x, y, w, h = sr.alignment.crop
+        fallbacks = [s.method for s in sr.alignment.steps if s.method != "ecc"]
+        note = f", aligned ({sr.alignment.model}; crop {w}x{h}+{x}+{y}" + (
+            f"; {len(fallbacks)} step(s) by {'/'.join(sorted(set(fallbacks)))}" if fallbacks else "") + ")"
+    return (f"{out}: fused {len(frames)} frames with {spec.name} in {time.perf_counter() - start:.2f} s "
+            f"({bit_depth}-bit{note}; merge: {result.info.get('merge', 'in memory')})")
+
+
+def _cmd_fuse(args) -> int:
+    from mfif.io import expand_inputs
     from mfif.methods import get_method
 
     spec = get_method(args.method)
     options = _collect_options(args)
     spec.make_options(**options)  # validate option names before any work
+    if args.tile is not None and args.tile != 0 and args.tile < 16:
+        raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
+    if args.batch_frames < 2:
+        raise InputError(f"--batch-frames must be at least 2, got {args.batch_frames}")
+    if args.batch:
+        if args.inputs:
+            raise InputError("--batch takes the stacks' parent folder; give no other inputs")
+        return _cmd_fuse_batch(args, spec, options)
+    if not args.inputs:
+        args.usage_error("the following arguments are required: IMG (or --batch DIR)")
     paths = expand_inputs(args.inputs)
-    if len(paths) < 2:
-        raise InputError(f"need at least 2 frames to fuse, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
-    out = check_output_path(args.output, inputs=paths)
-    if args.save_map:
-        check_output_path(args.save_map, inputs=paths)
-        if Path(args.save_map).resolve() == out.resolve():
-            raise InputError(f"{args.save_map}: the map path equals the output path")
-    import numpy as np
-
-    from mfif.io import _check_sizes, _unify_channels
-
-    start = time.perf_counter()
-    images, infos = [], []
-    for p in tqdm(paths, desc="reading", unit="frame", disable=None, leave=False):
-        im, info = read_image_with_info(p)
-        images.append(im)
-        infos.append(info)
-    names = [str(p) for p in paths]
-    _check_sizes(images, names)
-    images = _unify_channels(images, names)
-    stack = Stack(images=np.stack(images), paths=list(paths), bit_depth=max(i.bit_depth for i in infos), infos=infos)
-    del images
-    with tqdm(total=1, desc=f"fusing {len(stack)} frames with {spec.name}", unit="stack", disable=None, leave=False) as bar:
-        result = fuse(stack, method=spec.name, **options)
-        bar.update(1)
-    bit_depth = args.bit_depth or stack.bit_depth
-    write_image(out, result.fused, bit_depth=bit_depth, inputs=paths)
-    if args.save_map:
-        _save_maps(result, Path(args.save_map), len(stack), paths)
+    line = _fuse_one(paths, Path(args.output), args, spec, options, save_map=args.save_map,
+                     depth_map=args.depth_map, save_transforms=args.save_transforms)
     if not args.quiet:
-        print(f"{out}: fused {len(stack)} frames with {spec.name} in {time.perf_counter() - start:.2f} s "
-              f"({bit_depth}-bit)")
+        print(line)
     return 0
+
+
+def _cmd_fuse_batch(args, spec, options) -> int:
+    """One stack per subfolder of --batch DIR -> OUT_DIR/<name>.<format>; finished stacks (output
+    present) are skipped unless --overwrite; a failed stack is reported and the others go on."""
+    from mfif.io import IMAGE_SUFFIXES, expand_inputs
+
+    root = Path(args.batch)
+    if not root.is_dir():
+        raise InputError(f"{root}: --batch expects a folder of stack folders")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: with --batch, -o names an output folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stacks = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    stacks = [d for d in stacks if any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())]
+    if not stacks:
+        raise InputError(f"{root}: no subfolders with image files (one subfolder per stack)")
+    done, skipped, failed = [], [], []
+    for d in stacks:
+        out = out_dir / f"{d.name}.{args.format}"
+        if out.exists() and not args.overwrite:
+            skipped.append(d.name)
+            if not args.quiet:
+                print(f"{out}: exists, skipped (--overwrite to redo)")
+            continue
+        try:
+            paths = expand_inputs([d])
+            line = _fuse_one(paths, out, args, spec, options,
+                             save_map=out_dir / f"{d.name}_map.png" if args.save_map else None,
+                             depth_map=out_dir / f"{d.name}_depth.png" if args.depth_map else None,
+                             save_transforms=out_dir / f"{d.name}_transforms.json" if args.save_transforms else None, batch=True)
+            done.append(d.name)
+            if not args.quiet:
+                print(line)
+        except KeyboardInterrupt:
+            raise
+        except MemoryError:
+            failed.append((d.name, "out of memory (try --tile)"))
+        except MfifError as exc:
+            failed.append((d.name, str(exc)))
+        except Exception as exc:  # a bad stack must not stop the batch
+            if args.debug:
+                raise
+            failed.append((d.name, f"internal error: {exc.__class__.__name__}: {exc}"))
+        if failed and failed[-1][0] == d.name:
+            print(f"mfif: stack {d.name} failed: {failed[-1][1]}", file=sys.stderr)
+    print(f"batch: {len(done)} fused, {len(skipped)} skipped (already done), {len(failed)} failed"
+          + (": " + ", ".join(name for name, _ in failed) if failed else ""),
+          file=sys.stderr if failed else sys.stdout)
+    for name, message in failed:
+        print(f"  {name}: {message}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_list(args) -> int:
@@ -161,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fuse", help="fuse a stack of frames into one all-in-focus image",
                        description="Fuse frames (files, globs or folders) into one image.")
-    p.add_argument("inputs", nargs="+", metavar="IMG", help="frames: files, globs ('*.jpg') or a folder")
-    p.add_argument("-o", "--output", required=True, help="output file (.png, .tif, .jpg)")
+    p.add_argument("inputs", nargs="*", metavar="IMG", help="frames: files, globs ('*.jpg') or a folder")
+    p.add_argument("-o", "--output", required=True, help="output file (.png, .tif, .jpg); with --batch the output folder")
     p.add_argument("-m", "--method", default=DEFAULT_METHOD, help=f"fusion method (default {DEFAULT_METHOD}; see 'mfif list')")
     p.add_argument("--save-map", metavar="FILE", help="write the decision/weight map(s) (other maps as FILE_<name>.png)")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bits per channel (default: as the input)")
@@ -170,8 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="torch device for learned methods (cpu, cuda)")
     p.add_argument("--mode", help="fusion mode for methods that have several (e.g. IFCNN)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="method option (repeatable), see 'mfif list -v'")
+    g = p.add_argument_group("real stacks (alignment, long stacks, huge images, batches)")
+    g.add_argument("--align", dest="align", action="store_true", default=None,
+                   help="register every frame to the middle frame (default: on for more than 2 frames)")
+    g.add_argument("--no-align", dest="align", action="store_false", help="do not register the frames")
+    g.add_argument("--align-model", default="affine", choices=("translation", "similarity", "affine", "homography"),
+                   help="motion model of the alignment (default affine)")
+    g.add_argument("--save-transforms", metavar="FILE.json", help="write the estimated alignment (matrices, crop, gains)")
+    g.add_argument("--depth-map", metavar="FILE", help="write the frame-index map: FILE (colour) and FILE_raw.png (16-bit index)")
+    g.add_argument("--tile", type=int, metavar="SIZE", help="process images in tiles of SIZE pixels (default: 1024 for frames over 12 MP; 0: never)")
+    g.add_argument("--batch-frames", type=int, default=8, metavar="K",
+                   help="methods without a running reduction fuse at most K frames at once (default 8)")
+    g.add_argument("--batch", metavar="DIR", help="fuse every subfolder of DIR as one stack into the folder -o")
+    g.add_argument("--format", default="png", choices=("png", "tif", "jpg"), help="--batch output format (default png)")
+    g.add_argument("--overwrite", action="store_true", help="--batch: redo stacks whose output exists")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=_cmd_fuse)
+    p.set_defaults(func=_cmd_fuse, usage_error=p.error)
 
     p = sub.add_parser("list", help="list the fusion methods")
     p.add_argument("-v", "--verbose", action="store_true", help="also show each method's options")

@@ -14,17 +14,28 @@ Parameters follow the MATLAB code the reference values come from (``shared/refme
 Zheng Liu's toolbox (TPAMI 2012 survey; unsuffixed keys), Yu Liu's corrected copies in MFIF-Metrics
 (``_yl``) and VIFB (``_vifb``).
 
-One deliberate difference from a literal port: the local variance of a window whose pixels are all
-equal is set to exactly 0 (and the covariance of such a window with anything to 0). ``E[x^2] - E[x]^2``
-leaves round-off there, which for the C = 2e-16 metrics (Q_C, Q_Y) would turn a 0/0 into an arbitrary
-ratio; the MATLAB reference gets exact zeros on the flat windows of the reference cases, which is
-what produces its NaN results for Q_C and Q_Y.
+Round-off in flat windows. ``E[x^2] - E[x]^2`` is not exactly 0 on a window whose pixels are all
+equal, and with tiny constants the SSIM map there is a ratio of round-off:
+
+- SSIM, Q_S, Q_S_yl, Q_W_yl, Q_C_yl: the variance of a constant window is set to exactly 0 (and its
+  covariance with anything). With their constants (or, for the 8x8 box windows, the exact 1/64
+  weights) this equals the reference to ~1e-14.
+- Q_C, Q_Y, Q_Y_yl (C1 = C2 = 2e-16): the reference's *decisions* depend on that round-off (w < 0
+  -> 0, 0/0 -> NaN, lambda of flat windows). At every window position where a (co)variance is within
+  round-off of 0 the local sums are recomputed exactly as GNU Octave's ``conv2`` accumulates them
+  (BLAS daxpy with fused multiply-add, emulated exactly); elsewhere a fast separable filter is used.
+  This reproduces the reference to ~1e-11 relative, including where it returns NaN. Where the whole
+  of both sources (or, for Q_C, the fused image) is constant the value would be pure round-off, and
+  these three raise :class:`InputError` instead.
 
 The module also holds the small filtering helpers the other SSIM-like families share.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 
 import cv2
 import numpy as np
@@ -44,6 +55,54 @@ __all__ = [
     "yang_quality",
     "yang_quality_yl",
 ]
+
+# --------------------------------------------------------------------------------------------
+# a small cache for scores several keys share (SSIM_vifb, Q_W_yl, Q_Y / Q_Y_yl, MEF scales)
+# --------------------------------------------------------------------------------------------
+
+
+def array_digest(*arrays: np.ndarray) -> bytes:
+    """Digest of the shapes, dtypes and contents of ``arrays`` (a cache key)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.shape, a.dtype.str)).encode())
+        h.update(a.data)
+    return h.digest()
+
+
+class SharedResults:
+    """Least-recently-used cache of a few small results, keyed by input digests (thread-safe)."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def peek(self, key):
+        """The cached value for ``key``, or None."""
+        with self._lock:
+            return self._items.get(key)
+
+    def get(self, key, compute):
+        """The cached value for ``key``, computing (and storing) it with ``compute()`` if absent."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+# Scores of the last few inputs that several keys share (SSIM/SSIM_vifb, Q_S_yl/Q_W_yl,
+# Q_C/Q_Y/Q_Y_yl, the MEF-SSIM scales): only small values are kept, never image-sized maps.
+_SHARED = SharedResults(size=8)
+
 
 # --------------------------------------------------------------------------------------------
 # filtering helpers (shared with perceptual, reference and exposure)
@@ -153,6 +212,10 @@ def _two(sources, fused):
     return a, b, f
 
 
+def _is_constant(x: np.ndarray) -> bool:
+    return bool(x.min() == x.max())
+
+
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x))
 
@@ -172,10 +235,14 @@ def ssim_mean(sources, fused, *, ground_truth=None) -> float:
     error visibility to structural similarity", IEEE TIP 13(4), 2004 (``ssim_index.m``).
     """
     a, b, f = _two(sources, fused)
-    sf = LocalStats(f, _WANG_TAPS)
-    qa = ssim_from_stats(LocalStats(a, _WANG_TAPS), sf, *_WANG_C)
-    qb = ssim_from_stats(LocalStats(b, _WANG_TAPS), sf, *_WANG_C)
-    return (_mean(qa) + _mean(qb)) / 2.0
+
+    def compute():
+        sf = LocalStats(f, _WANG_TAPS)
+        qa = ssim_from_stats(LocalStats(a, _WANG_TAPS), sf, *_WANG_C)
+        qb = ssim_from_stats(LocalStats(b, _WANG_TAPS), sf, *_WANG_C)
+        return (_mean(qa) + _mean(qb)) / 2.0
+
+    return _SHARED.get(("ssim", array_digest(a, b, f)), compute)
 
 
 def ssim_sum_vifb(sources, fused, *, ground_truth=None) -> float:
@@ -202,12 +269,19 @@ def _piella_weights(sa: LocalStats, sb: LocalStats):
     return va / (va + vb), va, vb
 
 
-def _piella_maps(sources, fused, taps, consts):
+def _piella_scores(sources, fused, taps, consts) -> tuple[float, float]:
+    """(mean of the local quality map, its variance-weighted sum) -- Piella's Q and Q_W for one window
+    setting; cached, Q_S_yl and Q_W_yl share one computation."""
     a, b, f = _two(sources, fused)
-    sa, sb, sf = LocalStats(a, taps), LocalStats(b, taps), LocalStats(f, taps)
-    lam, va, vb = _piella_weights(sa, sb)
-    q = lam * ssim_from_stats(sf, sa, *consts) + (1.0 - lam) * ssim_from_stats(sf, sb, *consts)
-    return q, va, vb
+
+    def compute():
+        sa, sb, sf = LocalStats(a, taps), LocalStats(b, taps), LocalStats(f, taps)
+        lam, va, vb = _piella_weights(sa, sb)
+        q = lam * ssim_from_stats(sf, sa, *consts) + (1.0 - lam) * ssim_from_stats(sf, sb, *consts)
+        cw = np.maximum(va, vb)
+        return _mean(q), float(np.sum(cw / cw.sum() * q))
+
+    return _SHARED.get(("piella", len(taps), consts, array_digest(a, b, f)), compute)
 
 
 def piella_quality(sources, fused, *, ground_truth=None) -> float:
@@ -222,8 +296,7 @@ def piella_quality(sources, fused, *, ground_truth=None) -> float:
     Reference: G. Piella, H. Heijmans, "A new quality metric for image fusion", ICIP 2003; code
     Z. Liu et al., IEEE TPAMI 34(1), 2012 (imageFusionMetrics).
     """
-    q, _, _ = _piella_maps(sources, fused, _WANG_TAPS, _WANG_C)
-    return _mean(q)
+    return _piella_scores(sources, fused, _WANG_TAPS, _WANG_C)[0]
 
 
 def piella_quality_yl(sources, fused, *, ground_truth=None) -> float:
@@ -234,8 +307,7 @@ def piella_quality_yl(sources, fused, *, ground_truth=None) -> float:
     Reference: G. Piella, H. Heijmans, ICIP 2003; code Y. Liu et al., "Multi-focus image fusion: a
     survey of the state of the art", Information Fusion 64, 2020 (MFIF-Metrics ``metricPeilla`` sw=1).
     """
-    q, _, _ = _piella_maps(sources, fused, _BOX8_TAPS, _UIQI_C)
-    return _mean(q)
+    return _piella_scores(sources, fused, _BOX8_TAPS, _UIQI_C)[0]
 
 
 def piella_weighted_quality_yl(sources, fused, *, ground_truth=None) -> float:
@@ -248,9 +320,175 @@ def piella_weighted_quality_yl(sources, fused, *, ground_truth=None) -> float:
 
     Reference: G. Piella, H. Heijmans, ICIP 2003; code MFIF-Metrics (Y. Liu 2020).
     """
-    q, va, vb = _piella_maps(sources, fused, _BOX8_TAPS, _UIQI_C)
-    cw = np.maximum(va, vb)
-    return float(np.sum(cw / cw.sum() * q))
+    return _piella_scores(sources, fused, _BOX8_TAPS, _UIQI_C)[1]
+
+
+# --------------------------------------------------------------------------------------------
+# ssim_yang: the C = 2e-16 local SSIM of Q_C and Q_Y, reproduced to the reference's round-off
+# --------------------------------------------------------------------------------------------
+#
+# With C1 = C2 = 2e-16 the SSIM map is a ratio of round-off wherever a window is flat in one of the
+# two images (true variance / covariance exactly 0), and Q_C / Q_Y turn that into hard decisions
+# (w < 0 -> quality 0, 0/0 -> NaN). The reference values come from GNU Octave, whose conv2 ('valid')
+# accumulates the window terms one by one with BLAS daxpy (fused multiply-add): for each output
+# column, kernel column j = 1..n outer, row i = 1..m inner, acc = fma(k(i,j), x(..), acc). At every
+# window position where one of the two images is flat we recompute the local sums with exactly that
+# accumulation (FMA emulated with error-free transformations), elsewhere a fast separable filter is
+# used (agreeing to ~1e-16 relative, which does not matter there). This reproduces the reference to
+# ~1e-14, including where its Q_C / Q_Y are NaN.
+
+_SPLITTER = 134217729.0  # 2^27 + 1, Veltkamp splitting of float64
+
+
+def _split(a):
+    c = _SPLITTER * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _fma(w: float, w_hi: float, w_lo: float, a: np.ndarray, acc: np.ndarray, a_is_small_int: bool) -> np.ndarray:
+    """Round-to-nearest ``w * a + acc`` with a single rounding (as a hardware FMA), via Dekker's exact
+    product and Knuth's exact sum. ``a_is_small_int``: every a is an integer below 2^26 (needs no split)."""
+    p = w * a
+    if a_is_small_int:
+        p_err = (w_hi * a - p) + w_lo * a
+    else:
+        a_hi, a_lo = _split(a)
+        p_err = ((w_hi * a_hi - p) + w_hi * a_lo + w_lo * a_hi) + w_lo * a_lo
+    s = acc + p
+    bb = s - acc
+    s_err = (acc - (s - bb)) + (p - bb)
+    return s + (s_err + p_err)
+
+
+def _octave_gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """``fspecial('gaussian', size, sigma)`` then ``window/sum(sum(window))`` as Octave evaluates them
+    (libm exp, sequential column-major sums)."""
+    half = (size - 1) / 2.0
+    g = np.array([[math.exp(-((j - half) ** 2 + (i - half) ** 2) / (2.0 * sigma ** 2)) for j in range(size)]
+                  for i in range(size)])
+    total = 0.0
+    for v in g.T.ravel():
+        total += v
+    f = g / total
+    col_sums = []
+    for j in range(size):
+        c = 0.0
+        for i in range(size):
+            c += f[i, j]
+        col_sums.append(c)
+    total = 0.0
+    for c in col_sums:
+        total += c
+    return f / total
+
+
+def _octave_moments_at(images: list[np.ndarray], pairs: list[tuple[int, int]], window: np.ndarray,
+                       rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``filter2(window, ., 'valid')`` of every image x_i, every x_i^2 and every x_i x_j (pairs) at
+    output positions (rows, cols), bit-exact with Octave's conv2 on a BLAS with FMA daxpy: for each
+    output, kernel column j = 1..n outer, row i = 1..m inner, acc = fma(k(i, j), x(..), acc) (the
+    kernel is the window rotated by 180 degrees, so window column n-j, row m-i). Returns a
+    (2n + len(pairs), len(rows)) array; the products are formed per tap (exact for integer grey
+    levels), so no image-sized product arrays are needed."""
+    small_int = all(bool(np.all(x == np.floor(x)) and np.all(np.abs(x) < 2.0 ** 13)) for x in images)
+    m, n = window.shape
+    acc = np.zeros((2 * len(images) + len(pairs), rows.size))
+    for dj in range(n - 1, -1, -1):
+        for di in range(m - 1, -1, -1):
+            w = float(window[di, dj])
+            w_hi, w_lo = _split(w)
+            g = [x[rows + di, cols + dj] for x in images]
+            values = np.stack(g + [v * v for v in g] + [g[i] * g[j] for i, j in pairs])
+            acc = _fma(w, w_hi, w_lo, values, acc, small_int)
+    return acc
+
+
+def _octave_filter2_valid_const(values: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Octave's ``filter2(window, x, 'valid')`` on windows where x is constant, with the given
+    values: the result depends on the value only, so it is computed once per distinct value."""
+    uniq, inverse = np.unique(values, return_inverse=True)
+    small_int = bool(np.all(np.abs(uniq) < 2.0 ** 26) and np.all(uniq == np.floor(uniq)))
+    m, n = window.shape
+    acc = np.zeros(uniq.shape)
+    for dj in range(n - 1, -1, -1):
+        for di in range(m - 1, -1, -1):
+            w = float(window[di, dj])
+            w_hi, w_lo = _split(w)
+            acc = _fma(w, w_hi, w_lo, uniq, acc, small_int)
+    return acc[inverse.reshape(values.shape)]
+
+
+_YANG_WINDOW = _octave_gaussian_window(7, 1.5)
+_CHUNK = 1 << 16  # window positions per pass of the exact accumulation (bounds the memory used)
+# |variance| or |covariance| below this is treated as "possibly exactly 0": recomputed the Octave way.
+# Float round-off of E[xy] - E[x]E[y] on [0, 255] data is < 1e-9; a true nonzero (co)variance of
+# integer images in a 7x7 Gaussian window is far above 1e-6 in practice.
+_FRAGILE = 1e-6
+
+
+def _yang_stats(images: list[np.ndarray]):
+    """Local statistics of ssim_yang for every image and every pair of ``images``.
+
+    Returns (mu, var, cov): lists / dict keyed by index pairs (i, j), i < j, all 'valid' maps, computed
+    as ``filter2(window, .) - mu*mu`` with Octave's accumulation at the fragile positions (any
+    (co)variance of the set, or a sum of two of them, within round-off of 0).
+    """
+    n = len(images)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    mu = [filter_valid(x, _YANG_TAPS) for x in images]
+    ex2 = [filter_valid(x * x, _YANG_TAPS) for x in images]
+    exy = {(i, j): filter_valid(images[i] * images[j], _YANG_TAPS) for i, j in pairs}
+
+    def derive():
+        var = [e - m * m for e, m in zip(ex2, mu)]
+        cov = {(i, j): exy[i, j] - mu[i] * mu[j] for i, j in pairs}
+        return var, cov
+
+    var, cov = derive()
+    small = [np.abs(v) for v in var] + [np.abs(c) for c in cov.values()]
+    fragile = np.zeros(mu[0].shape, bool)
+    for t in small:
+        fragile |= t < _FRAGILE
+    # sums that appear as denominators: s_A^2 + s_B^2 (Q_Y) and s_AF + s_BF (Q_C)
+    for i, j in pairs:
+        fragile |= np.abs(var[i] + var[j]) < _FRAGILE
+    for (i, j), (k, m) in [(p, q) for p in pairs for q in pairs if p < q]:
+        fragile |= np.abs(cov[i, j] + cov[k, m]) < _FRAGILE
+    if not fragile.any():
+        return mu, var, cov
+    # windows constant in every image (large flat areas): one exact sum per distinct value
+    all_flat = flat_windows(images[0], 7)
+    for x in images[1:]:
+        all_flat &= flat_windows(x, 7)
+    at = np.nonzero(fragile & all_flat)
+    if at[0].size:
+        c = [x[at] for x in images]  # the window's value = its first pixel
+        for i in range(n):
+            mu[i][at] = _octave_filter2_valid_const(c[i], _YANG_WINDOW)
+            ex2[i][at] = _octave_filter2_valid_const(c[i] * c[i], _YANG_WINDOW)
+        for i, j in pairs:
+            exy[i, j][at] = _octave_filter2_valid_const(c[i] * c[j], _YANG_WINDOW)
+    # the other fragile windows: all first and second moments in one pass over the taps, in chunks
+    rows, cols = np.nonzero(fragile & ~all_flat)
+    for start in range(0, rows.size, _CHUNK):
+        at = (rows[start:start + _CHUNK], cols[start:start + _CHUNK])
+        exact = _octave_moments_at(images, pairs, _YANG_WINDOW, *at)
+        for i in range(n):
+            mu[i][at] = exact[i]
+            ex2[i][at] = exact[n + i]
+        for k, (i, j) in enumerate(pairs):
+            exy[i, j][at] = exact[2 * n + k]
+    var, cov = derive()
+    return mu, var, cov
+
+
+def _ssim_yang_map(mu, var, cov, i: int, j: int) -> np.ndarray:
+    """ssim_yang's SSIM map of images i, j (C1 = C2 = 2e-16), from :func:`_yang_stats`."""
+    c1, c2 = _TINY_C
+    m1, m2 = mu[i], mu[j]
+    mu12 = m1 * m2
+    return ((2.0 * mu12 + c1) * (2.0 * cov[i, j] + c2)) / ((m1 * m1 + m2 * m2 + c1) * (var[i] + var[j] + c2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,8 +496,9 @@ def piella_weighted_quality_yl(sources, fused, *, ground_truth=None) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _cvejic_parts(sources, fused, taps):
+def _cvejic_yl_parts(sources, fused):
     a, b, f = _two(sources, fused)
+    taps = _BOX8_TAPS  # 1/64 weights: every local sum is exact, in Octave and here
     sa, sb, sf = LocalStats(a, taps), LocalStats(b, taps), LocalStats(f, taps)
     caf, cbf = sa.cov(sf), sb.cov(sf)
     qa = ssim_from_stats(sa, sf, *_TINY_C, cov=caf)
@@ -277,22 +516,19 @@ def cvejic_quality(sources, fused, *, ground_truth=None) -> float:
     the local *quality* is set to 0 where w < 0 and to 1 where w > 1 (the toolbox's quirk, kept);
     Q_C = mean(Q). Ideal 1.
 
-    Undefined where s_AF + s_BF = 0 in some window (e.g. a 7x7 window flat in F, or flat in both
-    sources): the reference returns NaN there; this function raises :class:`InputError` instead. Use
-    ``Q_C_yl`` for a value that is always defined.
+    Undefined where s_AF + s_BF = 0 in some window (a 7x7 window flat in F, or flat in both sources,
+    when the reference's round-off gives exactly 0 there -- reproduced, see the module docstring):
+    the reference returns NaN; this function raises :class:`InputError` instead, as it does for a
+    constant fused image or two constant sources. ``Q_C_yl`` is always defined.
 
     Reference: N. Cvejic, A. Loza, D. Bull, N. Canagarajah, "A similarity metric for assessment of
     image fusion algorithms", Int. J. Signal Processing 2(3), 2005; code Z. Liu et al., TPAMI 2012.
     """
-    w, qa, qb = _cvejic_parts(sources, fused, _YANG_TAPS)
-    if np.any(np.isnan(w)):
-        raise InputError("Q_C is undefined for these images: a 7x7 window has zero covariance with the "
-                         "fused image in both sources (flat region); the reference returns NaN, use Q_C_yl")
-    with np.errstate(invalid="ignore"):
-        q = w * qa + (1.0 - w) * qb
-    q[w < 0] = 0.0
-    q[w > 1] = 1.0
-    return _mean(q)
+    a, b, f = _two(sources, fused)
+    if _is_constant(f) or (_is_constant(a) and _is_constant(b)):
+        raise InputError("Q_C is undefined when the fused image or both sources are constant (every local "
+                         "covariance is 0, the reference's value is round-off); use Q_C_yl")
+    return _checked(_yang_family_scores(a, b, f)["Q_C"])
 
 
 def cvejic_quality_yl(sources, fused, *, ground_truth=None) -> float:
@@ -303,7 +539,7 @@ def cvejic_quality_yl(sources, fused, *, ground_truth=None) -> float:
 
     Reference: N. Cvejic et al. 2005; code MFIF-Metrics (Y. Liu 2020).
     """
-    w, qa, qb = _cvejic_parts(sources, fused, _BOX8_TAPS)
+    w, qa, qb = _cvejic_yl_parts(sources, fused)
     hole = np.isnan(w)  # 0/0; +-inf (s_AF = -s_BF) is clamped like any other weight
     w = np.clip(w, 0.0, 1.0)
     w[hole] = 0.5
@@ -315,24 +551,61 @@ def cvejic_quality_yl(sources, fused, *, ground_truth=None) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _yang_map(sources, fused, *, fix_flat: bool):
+def _yang_family_scores(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> dict[str, float | str]:
+    """Q_C, Q_Y and Q_Y_yl of grey images from one set of ssim_yang statistics (cached: the three
+    metrics share it). A value is a float, or the message of the InputError it raises."""
+
+    def compute():
+        mu, var, cov = _yang_stats([a, b, f])
+        q_ab = _ssim_yang_map(mu, var, cov, 0, 1)
+        q_af = _ssim_yang_map(mu, var, cov, 0, 2)
+        q_bf = _ssim_yang_map(mu, var, cov, 1, 2)
+        out: dict[str, float | str] = {}
+
+        # Cvejic (ZL): weight from the covariances with F, quirky clamping of the local quality
+        caf, cbf = cov[0, 2], cov[1, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = caf / (caf + cbf)
+            q = w * q_af + (1.0 - w) * q_bf
+        if np.any(np.isnan(w)):
+            out["Q_C"] = ("Q_C is undefined for these images: a 7x7 window has zero covariance with the "
+                          "fused image in both sources (flat region); the reference returns NaN, use Q_C_yl")
+        else:
+            q[w < 0] = 0.0
+            q[w > 1] = 1.0
+            out["Q_C"] = _mean(q)
+
+        # Yang: lambda from the source variances; Q_Y_yl bumps both by 0.5 where their sum is 0
+        va, vb = var[0], var[1]
+        zero = (va + vb) == 0
+        similar = q_ab >= 0.75
+        best = np.maximum(q_af, q_bf)
+        for key in ("Q_Y", "Q_Y_yl"):
+            if np.any(zero) and key == "Q_Y":
+                out[key] = ("Q_Y is undefined for these images: a 7x7 window is flat in both sources "
+                            "(0/0 weight); the reference returns NaN, use Q_Y_yl")
+                continue
+            bump = 0.5 * zero
+            va2, vb2 = va + bump, vb + bump
+            lam = va2 / (va2 + vb2)
+            out[key] = _mean(np.where(similar, lam * q_af + (1.0 - lam) * q_bf, best))
+        return out
+
+    return _SHARED.get(("yang", array_digest(a, b, f)), compute)
+
+
+def _checked(value: float | str) -> float:
+    if isinstance(value, str):
+        raise InputError(value)
+    return value
+
+
+def _yang_score(sources, fused, key: str) -> float:
     a, b, f = _two(sources, fused)
-    sa, sb, sf = LocalStats(a, _YANG_TAPS), LocalStats(b, _YANG_TAPS), LocalStats(f, _YANG_TAPS)
-    q_ab = ssim_from_stats(sa, sb, *_TINY_C)
-    q_af = ssim_from_stats(sa, sf, *_TINY_C)
-    q_bf = ssim_from_stats(sb, sf, *_TINY_C)
-    va, vb = sa.var, sb.var
-    zero = (va + vb) == 0
-    if np.any(zero):
-        if not fix_flat:
-            raise InputError("Q_Y is undefined for these images: a 7x7 window is flat in both sources "
-                             "(0/0 weight); the reference returns NaN, use Q_Y_yl")
-        va, vb = va.copy(), vb.copy()
-        va[zero] += 0.5
-        vb[zero] += 0.5
-    lam = va / (va + vb)
-    similar = q_ab >= 0.75
-    return np.where(similar, lam * q_af + (1.0 - lam) * q_bf, np.maximum(q_af, q_bf))
+    if _is_constant(a) and _is_constant(b):
+        raise InputError(f"{key} is undefined when both sources are constant (their local variances are 0 "
+                         "everywhere and the reference's value is round-off)")
+    return _checked(_yang_family_scores(a, b, f)[key])
 
 
 def yang_quality(sources, fused, *, ground_truth=None) -> float:
@@ -342,38 +615,49 @@ def yang_quality(sources, fused, *, ground_truth=None) -> float:
     Q = lambda SSIM(A,F) + (1-lambda) SSIM(B,F) where SSIM(A,B) >= 0.75, else max(SSIM(A,F), SSIM(B,F));
     Q_Y = mean(Q). Ideal 1.
 
-    Undefined when a 7x7 window is flat in both sources (lambda = 0/0): the reference returns NaN;
-    this function raises :class:`InputError`. ``Q_Y_yl`` is the always-defined variant and equals
-    ``Q_Y`` whenever ``Q_Y`` is defined.
+    Undefined when a 7x7 window is flat in both sources and the reference's round-off makes both
+    variances exactly 0 there (lambda = 0/0; reproduced, see the module docstring): the reference
+    returns NaN, this function raises :class:`InputError` (also for two constant sources).
+    ``Q_Y_yl`` has no such hole and equals ``Q_Y`` whenever ``Q_Y`` is defined.
 
     Reference: C. Yang, J. Zhang, X. Wang, X. Liu, "A novel similarity based quality metric for image
     fusion", Information Fusion 9(2), 2008; code Z. Liu et al., TPAMI 2012.
     """
-    return _mean(_yang_map(sources, fused, fix_flat=False))
+    return _yang_score(sources, fused, "Q_Y")
 
 
 def yang_quality_yl(sources, fused, *, ground_truth=None) -> float:
     """``Q_Y_yl``: Yang's metric, Yu Liu's corrected copy (MFIF-Metrics ``metricYang``).
 
     As ``Q_Y`` but 0.5 is added to both source variances where both are 0 (lambda = 0.5 there), so
-    it is always finite. Ideal 1. This is the Q_Y of published multi-focus tables (Liu et al. 2020).
+    it is finite on every image pair except two constant sources (:class:`InputError`). Ideal 1. This
+    is the Q_Y of published multi-focus tables (Liu et al. 2020).
 
     Reference: C. Yang et al., Information Fusion 9(2), 2008; code MFIF-Metrics (Y. Liu 2020).
     """
-    return _mean(_yang_map(sources, fused, fix_flat=True))
+    return _yang_score(sources, fused, "Q_Y_yl")
 
 
 _ZL = "Zheng Liu's imageFusionMetrics (TPAMI 2012)"
 _YL = "Yu Liu's MFIF-Metrics (Information Fusion 2020)"
 
 METRICS: tuple[Metric, ...] = (
-    Metric("SSIM", ssim_mean, True, reference="Wang et al. 2004, (ssim_index(A,F)+ssim_index(B,F))/2"),
-    Metric("SSIM_vifb", ssim_sum_vifb, True, reference="Wang et al. 2004, VIFB metricsSsim (sum over sources)"),
-    Metric("Q_S", piella_quality, True, reference=f"Piella & Heijmans 2003, {_ZL} metricPeilla sw=1"),
-    Metric("Q_S_yl", piella_quality_yl, True, reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=1"),
-    Metric("Q_W_yl", piella_weighted_quality_yl, True, reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=2"),
-    Metric("Q_C", cvejic_quality, True, reference=f"Cvejic et al. 2005, {_ZL} metricCvejic sw=2"),
-    Metric("Q_C_yl", cvejic_quality_yl, True, reference=f"Cvejic et al. 2005, {_YL} metricCvejic sw=2"),
-    Metric("Q_Y", yang_quality, True, reference=f"Yang et al. 2008, {_ZL} metricYang"),
-    Metric("Q_Y_yl", yang_quality_yl, True, reference=f"Yang et al. 2008, {_YL} metricYang"),
+    Metric(name="SSIM", function=ssim_mean, higher_is_better=True,
+           reference="Wang et al. 2004, (ssim_index(A,F)+ssim_index(B,F))/2"),
+    Metric(name="SSIM_vifb", function=ssim_sum_vifb, higher_is_better=True,
+           reference="Wang et al. 2004, VIFB metricsSsim (sum over sources)"),
+    Metric(name="Q_S", function=piella_quality, higher_is_better=True,
+           reference=f"Piella & Heijmans 2003, {_ZL} metricPeilla sw=1"),
+    Metric(name="Q_S_yl", function=piella_quality_yl, higher_is_better=True,
+           reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=1"),
+    Metric(name="Q_W_yl", function=piella_weighted_quality_yl, higher_is_better=True,
+           reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=2"),
+    Metric(name="Q_C", function=cvejic_quality, higher_is_better=True,
+           reference=f"Cvejic et al. 2005, {_ZL} metricCvejic sw=2"),
+    Metric(name="Q_C_yl", function=cvejic_quality_yl, higher_is_better=True,
+           reference=f"Cvejic et al. 2005, {_YL} metricCvejic sw=2"),
+    Metric(name="Q_Y", function=yang_quality, higher_is_better=True,
+           reference=f"Yang et al. 2008, {_ZL} metricYang"),
+    Metric(name="Q_Y_yl", function=yang_quality_yl, higher_is_better=True,
+           reference=f"Yang et al. 2008, {_YL} metricYang"),
 )

@@ -34,7 +34,7 @@ def tiny_dataset(tmp_path):
     stack.mkdir()
     gt = textured_image(48, 64, 1, seed=4)
     for k in range(3):
-        write_image(stack / f"scene_{k + 1}.png", gt * (0.9 + 0.05 * k))
+        write_image(stack / f"scene_{k + 1}.png", gt * (0.8 + 0.05 * k))
     write_image(stack / "GT.png", gt)
     return root
 
@@ -78,7 +78,9 @@ def test_eval_end_to_end_cache_and_tables(tiny_dataset, tmp_path):
         line = next(l for l in md.splitlines() if l.startswith(f"| {metric} "))
         cells = [c.strip().strip("*") for c in line.split("|")[2:-1]]
         for method, cell in zip(["average", "sml"], cells):
-            mean, std = map(float, re.match(r"([-\d.]+) ± ([-\d.]+)", cell).groups())
+            match = re.match(r"([-\d.]+) ± ([-\d.]+)", cell)
+            assert match, (metric, method, line)
+            mean, std = map(float, match.groups())
             vals = [r.values[metric] for r in rows if r.method == method and not np.isnan(r.values.get(metric, np.nan))]
             assert mean == pytest.approx(np.mean(vals), abs=6e-5) and std == pytest.approx(np.std(vals), abs=6e-5)
 
