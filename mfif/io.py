@@ -411,17 +411,72 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _exif_upright(exif: bytes) -> bytes | None:
+    """EXIF block (with or without the ``Exif\\0\\0`` header) -> raw TIFF bytes with the
+    Orientation tag set to 1 (pixels are written upright), or None when it cannot be parsed."""
+    import struct
+
+    tiff = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return None
+    order = "<" if tiff[:2] == b"II" else ">"
+    buf = bytearray(tiff)
+    try:
+        ifd = struct.unpack_from(order + "I", buf, 4)[0]
+        count = struct.unpack_from(order + "H", buf, ifd)[0]
+        for k in range(count):
+            entry = ifd + 2 + 12 * k
+            tag, typ = struct.unpack_from(order + "HH", buf, entry)
+            if tag == 0x0112 and typ == 3:
+                struct.pack_into(order + "H", buf, entry + 8, 1)
+    except struct.error:
+        return None
+    return bytes(buf)
+
+
+def add_exif(data: bytes, suffix: str, exif: bytes | None) -> bytes:
+    """Insert an EXIF block into encoded JPEG (APP1 segment) or PNG (eXIf chunk) bytes; other
+    formats (TIFF) are returned unchanged. The Orientation tag is reset to 1."""
+    import struct
+    import zlib
+
+    if not exif:
+        return data
+    tiff = _exif_upright(exif)
+    suffix = suffix.lower()
+    if tiff is None:
+        return data
+    if suffix in _JPEG and data[:2] == b"\xff\xd8":
+        payload = b"Exif\x00\x00" + tiff
+        if len(payload) + 2 > 0xFFFF:
+            return data
+        pos = 2
+        if data[2:4] == b"\xff\xe0":  # keep JFIF APP0 first
+            pos = 4 + struct.unpack(">H", data[4:6])[0]
+        return data[:pos] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[pos:]
+    if suffix == ".png" and data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = data.find(b"IDAT") - 4
+        if pos < 8:
+            return data
+        chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff) & 0xFFFFFFFF)
+        return data[:pos] + chunk + data[pos:]
+    return data
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8,
-                inputs: Iterable[str | os.PathLike | None] = (), jpeg_quality: int = 95) -> Path:
+                inputs: Iterable[str | os.PathLike | None] = (), jpeg_quality: int = 95,
+                exif: bytes | None = None) -> Path:
     """Write float32 (C, H, W) or (H, W) in [0, 1] to ``path`` atomically.
 
     Args:
         path: .png / .tif / .tiff (8 or 16 bits) or .jpg / .jpeg (8 bits).
         bit_depth: 8 or 16.
         inputs: files that must never be overwritten (the frames that were fused).
+        exif: EXIF bytes to copy into the file (JPEG and PNG; TIFF outputs carry none), e.g.
+            :attr:`ImageInfo.exif` of the reference frame; Orientation is reset to 1.
     """
     path = check_output_path(path, inputs=inputs)
-    data = encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality)
+    data = add_exif(encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality), path.suffix, exif)
     try:
         write_bytes_atomic(path, data)
     except OSError as exc:

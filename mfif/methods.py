@@ -27,6 +27,12 @@ class MethodSpec:
         options: name of the options dataclass in that module.
         kind: ``"classical"`` or ``"learned"``.
         defaults: option values that differ between variants sharing one function.
+        stream: optional name of a running-reduction function in that module,
+            ``fn(frames, options) -> FusionResult`` where ``frames`` only supports ``len`` and
+            ``frames[i]`` -> (C, H, W); it must equal ``function`` on the stacked frames
+            (:mod:`mfif.stacking`). None: the method merges long stacks in batches.
+        tile_plan: optional name of a function in that module, ``fn(options, shape) ->
+            mfif.tiling.TilePlan`` (halo, grid, global step); None: :mod:`mfif.tiling`'s own table.
     """
 
     name: str
@@ -36,6 +42,8 @@ class MethodSpec:
     options: str
     kind: str = "classical"
     defaults: tuple[tuple[str, Any], ...] = ()
+    stream: str | None = None
+    tile_plan: str | None = None
 
     def load(self) -> tuple[Callable, type]:
         mod = importlib.import_module(self.module)
@@ -56,17 +64,38 @@ class MethodSpec:
 
 _SPECS = (
     MethodSpec("average", "pixel-wise mean of the frames (the reference baseline)",
-               "mfif.classical.average", "average_fusion", "AverageOptions"),
+               "mfif.classical.average", "average_fusion", "AverageOptions", stream="average_stream"),
     MethodSpec("laplacian", "Laplacian pyramid, max-abs detail with consistency check, averaged base (Burt & Adelson 1983)",
-               "mfif.classical.laplacian", "laplacian_pyramid_fusion", "LaplacianOptions"),
+               "mfif.classical.laplacian", "laplacian_pyramid_fusion", "LaplacianOptions", stream="laplacian_pyramid_stream"),
     MethodSpec("dwt", "discrete wavelet transform, max-abs detail, averaged approximation (Li et al. 1995)",
-               "mfif.classical.dwt", "wavelet_fusion", "WaveletOptions"),
+               "mfif.classical.dwt", "wavelet_fusion", "WaveletOptions", stream="wavelet_stream"),
     MethodSpec("gff", "guided filtering fusion, two-scale (Li, Kang, Hu 2013)",
-               "mfif.classical.gff", "guided_filtering_fusion", "GFFOptions"),
+               "mfif.classical.gff", "guided_filtering_fusion", "GFFOptions", stream="guided_filtering_stream"),
     MethodSpec("dct-cv", "DCT-domain block variance with consistency verification (Haghighat et al. 2011)",
-               "mfif.classical.dct_cv", "dct_variance_fusion", "DCTOptions"),
+               "mfif.classical.dct_cv", "dct_variance_fusion", "DCTOptions", stream="dct_variance_stream"),
     MethodSpec("sml", "sum-modified-Laplacian choose-max, small-region removal, guided refinement",
-               "mfif.classical.sml", "sml_fusion", "SMLOptions"),
+               "mfif.classical.sml", "sml_fusion", "SMLOptions", stream="sml_stream"),
+    MethodSpec("hf-seg", "hourglass U-Net focus-map segmentation, weighted average (Guerrero Pena et al. 2019)",
+               "mfif.learned.hourglass", "hf_seg_fusion", "HFSegOptions", kind="learned"),
+    MethodSpec("hf-reg", "hourglass U-Net regressing the all-in-focus image, optional Near (Guerrero Pena et al. 2019)",
+               "mfif.learned.hourglass", "hf_reg_fusion", "HFRegOptions", kind="learned"),
+    MethodSpec("cnn", "siamese CNN focus map, small-region removal, guided filter (Liu et al. 2017)",
+               "mfif.learned.liu_cnn", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
+               defaults=(("variant", "original"),)),
+    MethodSpec("cnn-slight", "Liu et al. 2017 CNN without fc1 (the authors' released 'slight' model)",
+               "mfif.learned.liu_cnn", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
+               defaults=(("variant", "slight"),)),
+    MethodSpec("ifcnn-max", "IFCNN, elementwise-max feature fusion (Zhang et al. 2020); --mode multifocus|infrared|medical|exposure",
+               "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
+               defaults=(("fuse_rule", "max"),)),
+    MethodSpec("ifcnn-mean", "IFCNN, elementwise-mean feature fusion (the paper's choice for multi-exposure stacks)",
+               "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
+               defaults=(("fuse_rule", "mean"),)),
+    MethodSpec("ifcnn-sum", "IFCNN, elementwise-sum feature fusion",
+               "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
+               defaults=(("fuse_rule", "sum"),)),
+    MethodSpec("ba", "boundary-aware 2-channel ResNets: initial net + boundary refinement net (Ma et al. 2019)",
+               "mfif.learned.ba", "ba_fusion", "BAOptions", kind="learned"),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

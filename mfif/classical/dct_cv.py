@@ -50,3 +50,48 @@ def dct_variance_fusion(stack: np.ndarray, options: DCTOptions | None = None) ->
     weights = one_hot(decision, n)
     fused = np.take_along_axis(stack, decision[None, None].repeat(c, axis=1), axis=0)[0]
     return FusionResult(fused=fused.astype(np.float32), weights=weights, decision=decision.astype(np.int64))
+
+
+def dct_variance_stream(frames, options: DCTOptions | None = None) -> FusionResult:
+    """Running-reduction form of :func:`dct_variance_fusion` for long stacks (``frames``: ``len``
+    and ``frames[i]`` -> (C, H, W)): pass 1 keeps the largest block variance and its frame, pass 2
+    runs the consistency vote as a running reduction, pass 3 gathers the chosen pixels."""
+    from mfif.classical.laplacian import _StreamingVote
+
+    o = options or DCTOptions()
+    n = len(frames)
+    b = o.block
+
+    def variance_of(frame):
+        c, h, w = frame.shape
+        ph, pw = (-h) % b, (-w) % b
+        grey = luminance(frame[None])[0]
+        if ph or pw:
+            grey = np.pad(grey, ((0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+        return dct_block_variance(grey, b)
+
+    best = choice = None
+    for i in range(n):
+        v = variance_of(frames[i])
+        if best is None:
+            best, choice = v, np.zeros(v.shape, np.int64)
+        else:
+            better = v > best
+            best = np.where(better, v, best)
+            choice[better] = i
+    del best
+    if o.consistency > 0:
+        vote = _StreamingVote(choice, o.consistency)
+        for i in range(n):
+            vote.update(i, variance_of(frames[i]))
+        choice = vote.winner
+    fused = decision = None
+    for i in range(n):
+        frame = frames[i]
+        if fused is None:
+            c, h, w = frame.shape
+            decision = np.repeat(np.repeat(choice, b, axis=0), b, axis=1)[:h, :w]
+            fused = np.empty((c, h, w), np.float32)
+        mask = decision == i
+        fused[:, mask] = frame[:, mask]
+    return FusionResult(fused=fused, decision=decision.astype(np.int64))

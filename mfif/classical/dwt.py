@@ -62,3 +62,64 @@ def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> 
     decision = np.pad(decision, ((0, max(0, h - decision.shape[0])), (0, max(0, w - decision.shape[1]))), mode="edge")[:h, :w]
     return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), decision=decision.astype(np.int64),
                         info={"levels": levels})
+
+
+def wavelet_stream(frames, options: WaveletOptions | None = None) -> FusionResult:
+    """Running-reduction form of :func:`wavelet_fusion` (equal up to float rounding): one pass that
+    keeps, per detail coefficient, the largest activity and its coefficients, and the sum of the
+    approximation bands. ``frames``: ``len`` and ``frames[i]`` -> (C, H, W)."""
+    options = options or WaveletOptions()
+    n = len(frames)
+    try:
+        wavelet = pywt.Wavelet(options.wavelet)
+    except ValueError:
+        raise InputError(f"unknown wavelet '{options.wavelet}' (see pywt.wavelist())") from None
+    approx = None
+    best: list[list[np.ndarray]] = []
+    picked: list[list[np.ndarray]] = []
+    finest_best = finest_choice = None
+    h = w = c = levels = None
+    for i in range(n):
+        frame = frames[i]
+        if levels is None:
+            c, h, w = frame.shape
+            max_level = pywt.dwt_max_level(min(h, w), wavelet.dec_len)
+            levels = options.levels or min(4, max_level)
+            levels = max(1, min(levels, max(max_level, 1)))
+        coeffs = [pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.mode, level=levels)
+                  for ch in range(c)]
+        a = np.stack([coeffs[ch][0] for ch in range(c)])
+        approx = a if approx is None else approx + a
+        finest = None
+        for lvl in range(1, levels + 1):
+            if i == 0:
+                best.append([])
+                picked.append([])
+            for band in range(3):
+                bands = np.stack([coeffs[ch][lvl][band] for ch in range(c)])
+                activity = np.abs(bands).sum(axis=0)
+                if lvl == levels:
+                    finest = activity if finest is None else finest + activity
+                if i == 0:
+                    best[lvl - 1].append(activity)
+                    picked[lvl - 1].append(bands)
+                else:
+                    better = activity > best[lvl - 1][band]
+                    best[lvl - 1][band][better] = activity[better]
+                    picked[lvl - 1][band][:, better] = bands[:, better]
+        if finest_best is None:
+            finest_best, finest_choice = finest, np.zeros(finest.shape, np.int32)
+        else:
+            better = finest > finest_best
+            finest_best[better] = finest[better]
+            finest_choice[better] = i
+        del coeffs, frame
+    approx /= n
+    fused = np.stack([
+        pywt.waverec2([approx[ch]] + [tuple(picked[lvl][band][ch] for band in range(3)) for lvl in range(levels)],
+                      wavelet, mode=options.mode)[:h, :w]
+        for ch in range(c)])
+    decision = np.repeat(np.repeat(finest_choice, 2, axis=0), 2, axis=1)
+    decision = np.pad(decision, ((0, max(0, h - decision.shape[0])), (0, max(0, w - decision.shape[1]))), mode="edge")[:h, :w]
+    return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), decision=decision.astype(np.int64),
+                        info={"levels": levels})

@@ -58,3 +58,82 @@ def guided_filtering_fusion(stack: np.ndarray, options: GFFOptions | None = None
             fused[ch] += w_base[i] * base + w_detail[i] * (img - base)
     return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), weights=w_base.astype(np.float32),
                         decision=choice.astype(np.int64), maps={"detail_weights": w_detail.astype(np.float32)})
+
+
+def _saliency(grey: np.ndarray, o: GFFOptions) -> np.ndarray:
+    k = 2 * o.saliency_radius + 1
+    return cv2.GaussianBlur(np.abs(cv2.filter2D(grey, -1, _LAPLACIAN, borderType=cv2.BORDER_REPLICATE)),
+                            (k, k), o.saliency_sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def guided_filtering_stream(frames, options: GFFOptions | None = None, *, tile: int = 1024) -> FusionResult:
+    """Running-reduction form of :func:`guided_filtering_fusion` for long stacks of large frames.
+
+    ``frames``: ``len`` and ``frames[i]`` -> (C, H, W). Pass 1 keeps the best saliency and its frame
+    index (argmax, ties to the lowest index as ``np.argmax``); pass 2 accumulates, tile by tile
+    (``tile`` pixels plus the filters' reach, so the values are those of one pass), the clipped
+    refined weights and the weighted base/detail layers; the normalised sums equal the
+    all-in-memory result up to float32 rounding. Memory: about 70 bytes per pixel whatever N is.
+    Returns fused and the decision map (no per-frame weights: they would grow with N)."""
+    from mfif.tiling import local_tiles
+
+    o = options or GFFOptions()
+    n = len(frames)
+    best = choice = None
+    for i in range(n):
+        sal = _saliency(luminance(frames[i].astype(np.float32, copy=False)), o)
+        if best is None:
+            best, choice = sal, np.zeros(sal.shape, np.int32)
+        else:
+            better = sal > best
+            best[better] = sal[better]
+            choice[better] = i
+        del sal
+    del best
+    eps = 1e-12
+    h, w = choice.shape
+    halo = max(2 * max(o.base_radius, o.detail_radius), o.base_size // 2) + 2
+    acc_b = acc_d = tot_b = tot_d = total = None
+    for i in range(n):
+        frame = frames[i].astype(np.float32, copy=False)
+        if acc_b is None:
+            c = frame.shape[0]
+            acc_b, acc_d = np.zeros((c, h, w), np.float32), np.zeros((c, h, w), np.float32)
+            tot_b, tot_d = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+            total = np.zeros((c, h, w), np.float32)
+        total += frame
+        grey = luminance(frame)
+        for core, ext, inner in local_tiles(h, w, halo, tile):
+            binary = (choice[ext] == i).astype(np.float64)
+            if not binary.any():
+                # all-zero map: the guided filter of 0 is 0, nothing to add
+                continue
+            g = grey[ext]
+            wb = np.clip(guided_filter(g, binary, o.base_radius, o.base_eps), 0.0, None)[inner].astype(np.float32)
+            wd = np.clip(guided_filter(g, binary, o.detail_radius, o.detail_eps), 0.0, None)[inner].astype(np.float32)
+            f = frame[(slice(None),) + ext]
+            base = np.stack([cv2.blur(ch, (o.base_size, o.base_size), borderType=cv2.BORDER_REPLICATE) for ch in f])
+            base, f = base[(slice(None),) + inner], f[(slice(None),) + inner]
+            acc_b[(slice(None),) + core] += wb * base
+            acc_d[(slice(None),) + core] += wd * (f - base)
+            tot_b[core] += wb
+            tot_d[core] += wd
+        del frame, grey
+    # normalise in place (large frames); where all weights are 0 the weights are uniform, and as the
+    # base layer is linear, mean(base_i) = base(mean of the frames)
+    total /= n
+    mean_base = np.stack([cv2.blur(ch, (o.base_size, o.base_size), borderType=cv2.BORDER_REPLICATE) for ch in total])
+    acc_b /= np.maximum(tot_b, eps)
+    low = tot_b <= eps
+    if low.any():
+        acc_b[:, low] = mean_base[:, low]
+    acc_d /= np.maximum(tot_d, eps)
+    low = tot_d <= eps
+    if low.any():
+        total -= mean_base
+        acc_d[:, low] = total[:, low]
+    del total, mean_base, tot_b, tot_d, low
+    acc_b += acc_d
+    del acc_d
+    np.clip(acc_b, 0.0, 1.0, out=acc_b)
+    return FusionResult(fused=acc_b, decision=choice.astype(np.int64))

@@ -88,3 +88,90 @@ def laplacian_pyramid_fusion(stack: np.ndarray, options: LaplacianOptions | None
     fused = _collapse(fused_pyramid).reshape(h, w, c)
     fused = np.clip(np.moveaxis(fused, -1, 0), 0.0, 1.0).astype(np.float32)
     return FusionResult(fused=fused, decision=finest_choice.astype(np.int64), info={"levels": levels})
+
+
+class _StreamingVote:
+    """:func:`majority_vote` as a running reduction over sources: feed (i, activity_i) in order;
+    the winner is the largest (window count, window activity) pair, ties to the lowest index --
+    the same order as ``majority_vote``'s count + 0.5 * activity / max(activity) (which breaks
+    count ties only), up to float rounding of that division."""
+
+    def __init__(self, choice: np.ndarray, radius: int):
+        self.choice = choice
+        self.k = 2 * radius + 1
+        self.best_count = self.best_local = self.winner = None
+
+    def update(self, i: int, activity: np.ndarray) -> None:
+        k = self.k
+        count = cv2.boxFilter((self.choice == i).astype(np.float32), -1, (k, k), normalize=False,
+                              borderType=cv2.BORDER_REFLECT)
+        local = cv2.boxFilter(activity.astype(np.float32), -1, (k, k), borderType=cv2.BORDER_REFLECT)
+        if self.winner is None:
+            self.best_count, self.best_local = count, local
+            self.winner = np.zeros(count.shape, np.int32)
+            return
+        better = (count > self.best_count) | ((count == self.best_count) & (local > self.best_local))
+        self.best_count[better] = count[better]
+        self.best_local[better] = local[better]
+        self.winner[better] = i
+
+
+def laplacian_pyramid_stream(frames, options: LaplacianOptions | None = None) -> FusionResult:
+    """Running-reduction form of :func:`laplacian_pyramid_fusion` for long stacks.
+
+    ``frames``: ``len`` and ``frames[i]`` -> (C, H, W). Pass 1: per level the largest activity and
+    its frame index, and the sum of the base levels; pass 2: the consistency vote
+    (:class:`_StreamingVote`); pass 3: the chosen coefficients. Each pass rebuilds one frame's
+    pyramid at a time, so memory does not grow with N (2 passes without the vote)."""
+    options = options or LaplacianOptions()
+    n = len(frames)
+    levels = h = w = c = None
+    best: list[np.ndarray] = []
+    choice: list[np.ndarray] = []
+    base = None
+
+    def pyramid_of(i, frame=None):
+        frame = frames[i] if frame is None else frame
+        return _pyramid(np.ascontiguousarray(np.moveaxis(frame, 0, -1)), levels)
+
+    def coeffs_of(level_img):
+        return level_img.reshape(level_img.shape[0], level_img.shape[1], -1)
+
+    for i in range(n):
+        frame = frames[i]
+        if levels is None:
+            c, h, w = frame.shape
+            levels = options.levels or _auto_levels(h, w)
+        pyr = pyramid_of(i, frame)
+        del frame
+        base = pyr[-1].astype(np.float64) if base is None else base + pyr[-1]
+        for level in range(levels):
+            activity = np.abs(coeffs_of(pyr[level])).sum(axis=-1)
+            if i == 0:
+                best.append(activity)
+                choice.append(np.zeros(activity.shape, np.int32))
+            else:
+                better = activity > best[level]
+                best[level][better] = activity[better]
+                choice[level][better] = i
+    del best
+    if options.consistency > 0:
+        votes = [_StreamingVote(ch, options.consistency) for ch in choice]
+        for i in range(n):
+            pyr = pyramid_of(i)
+            for level in range(levels):
+                votes[level].update(i, np.abs(coeffs_of(pyr[level])).sum(axis=-1))
+        choice = [v.winner for v in votes]
+        del votes
+    fused_pyramid: list[np.ndarray] = [None] * levels
+    for i in range(n):
+        pyr = pyramid_of(i)
+        for level in range(levels):
+            if fused_pyramid[level] is None:
+                fused_pyramid[level] = np.empty_like(pyr[level])
+            mask = choice[level] == i
+            fused_pyramid[level][mask] = pyr[level][mask]
+    fused_pyramid.append((base / n).astype(np.float32))
+    fused = _collapse(fused_pyramid).reshape(h, w, c)
+    fused = np.clip(np.moveaxis(fused, -1, 0), 0.0, 1.0).astype(np.float32)
+    return FusionResult(fused=fused, decision=choice[0].astype(np.int64), info={"levels": levels})

@@ -68,6 +68,9 @@ class LiuCNNOptions:
         radius: guided filter radius r (paper 8).
         eps: guided filter epsilon (paper 0.1; images in [0, 1]).
         threshold: focus-map threshold of the initial segmentation (paper 0.5).
+        symmetric: for a pair, score both orders and use (p(A, B) + 1 - p(B, A)) / 2, which makes
+            the result independent of the order by construction (costs a second head pass; the
+            trunk is shared). Off by default: the paper (and the parity test) uses p(A, B) only.
         mode: more than two frames: ``"nway"`` (argmax of per-frame scores) or ``"series"``.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         max_strip_bytes: memory budget of one strip of the dense pass (large images run in strips
@@ -81,6 +84,7 @@ class LiuCNNOptions:
     radius: int = 8
     eps: float = 0.1
     threshold: float = 0.5
+    symmetric: bool = False
     mode: str = "nway"
     device: str = "auto"
     max_strip_bytes: int = 768 * 2**20
@@ -152,11 +156,12 @@ def _strips(height: int, width: int, n_images: int, budget: int):
 
 @torch.inference_mode()
 def pair_score_map(net: LiuCNN, grey_a: np.ndarray, grey_b: np.ndarray, *,
-                   max_strip_bytes: int = 768 * 2**20) -> np.ndarray:
+                   max_strip_bytes: int = 768 * 2**20, symmetric: bool = False) -> np.ndarray:
     """Dense score map p(A in focus) of a grey pair (H, W) -> (ceil(H/2)-7, ceil(W/2)-7) float32.
 
     The trunk runs once per image (in strips of score rows for large images, with exactly the
-    context each strip needs, so the result equals a single pass)."""
+    context each strip needs, so the result equals a single pass). ``symmetric``: average with
+    1 - p(B, A) (second head pass on the same features)."""
     height, width = grey_a.shape
     if min(height, width) < PATCH:
         raise InputError(f"the Liu CNN needs images of at least 16x16 pixels, got {height}x{width}")
@@ -167,8 +172,10 @@ def pair_score_map(net: LiuCNN, grey_a: np.ndarray, grey_b: np.ndarray, *,
     for j0, j1, in0, in1, local0 in _strips(height, width, 2, max_strip_bytes):
         f = net.branch(pair[:, :, in0:in1].to(device))
         f = f[:, :, local0: local0 + (j1 - j0) + 7]
-        logits = net.head_dense(f[:1], f[1:])
-        out[j0:j1] = logits_to_focus(logits)[0].float().cpu().numpy()
+        p = logits_to_focus(net.head_dense(f[:1], f[1:]))[0]
+        if symmetric:
+            p = 0.5 * (p + 1.0 - logits_to_focus(net.head_dense(f[1:], f[:1]))[0])
+        out[j0:j1] = p.float().cpu().numpy()
     return out
 
 
@@ -245,7 +252,7 @@ def _fuse_pair(net: LiuCNN, pair: np.ndarray, o: LiuCNNOptions) -> dict:
     """The paper's pipeline on (2, C, H, W); returns the intermediate maps."""
     _, _, height, width = pair.shape
     grey = luminance(pair)
-    scores = pair_score_map(net, grey[0], grey[1], max_strip_bytes=o.max_strip_bytes)
+    scores = pair_score_map(net, grey[0], grey[1], max_strip_bytes=o.max_strip_bytes, symmetric=o.symmetric)
     focus = focus_map_from_scores(scores, height, width)
     initial = focus > o.threshold
     chosen = remove_small_regions(initial, o.area_fraction)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,10 +107,10 @@ class LiuCNN(nn.Module):
     # -- the trunk --------------------------------------------------------------------------
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) grey -> (B, 256, ceil(H/2), ceil(W/2)) features."""
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv1(x), inplace=True)
+        x = F.relu(self.conv2(x), inplace=True)
         x = F.max_pool2d(x, 2, 2, ceil_mode=True)  # odd sizes: the last row/col pools alone
-        return F.relu(self.conv3(x))
+        return F.relu(self.conv3(x), inplace=True)
 
     def _head_layers(self) -> list[nn.Conv2d]:
         return [self.fc1, self.fc2] if self.variant == "original" else [self.out]
@@ -121,7 +122,7 @@ class LiuCNN(nn.Module):
         for k, layer in enumerate(layers):
             last = k == len(layers) - 1
             bias = layer.bias if (not last or self.use_output_bias) else None
-            x = F.conv2d(x, layer.weight, bias)
+            x = valid_conv(x, layer.weight, bias)
             if not last:
                 x = F.relu(x)
         return x
@@ -132,7 +133,7 @@ class LiuCNN(nn.Module):
         ``head_from_halves(U_i, V_k)`` equals ``head_dense(f_i, f_k)``; with N frames the expensive
         8x8 layer then costs 2N half-convolutions instead of N(N-1) full ones (the N-way mode)."""
         first = self._head_layers()[0]
-        return F.conv2d(f, first.weight[:, :256]), F.conv2d(f, first.weight[:, 256:])
+        return valid_conv(f, first.weight[:, :256]), valid_conv(f, first.weight[:, 256:])
 
     def head_from_halves(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Finish the head from the halves of A (``u``) and B (``v``) -> logits (B, 2, h-7, w-7)."""
@@ -143,7 +144,7 @@ class LiuCNN(nn.Module):
         for layer in layers[1:]:
             x = F.relu(x)
             bias = layer.bias if (layer is not layers[-1] or self.use_output_bias) else None
-            x = F.conv2d(x, layer.weight, bias)
+            x = valid_conv(x, layer.weight, bias)
         return x
 
     def head_patch(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
@@ -176,6 +177,30 @@ class LiuCNN(nn.Module):
     def dense_focus(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Dense focus probability of A, (B, h, w), with a stable softmax."""
         return logits_to_focus(self.dense_logits(a, b))
+
+
+def valid_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """"Valid" convolution (no padding), fast for few output channels.
+
+    With few outputs (the slight head: 2 x 512 x 8 x 8) a direct convolution runs at a few percent
+    of the machine's matrix-multiply speed. Here it is one 1x1 convolution (a large GEMM) to
+    ``cout * k * k`` channels followed by ``k * k`` shifted additions; the FLOP count is the same.
+    Larger outputs (fc1: 256 channels) use the direct convolution, which is efficient there."""
+    cout, cin, kh, kw = weight.shape
+    if cout * kh * kw > 512 or kh * kw == 1:
+        return F.conv2d(x, weight, bias)
+    b, _, height, width = x.shape
+    ho, wo = height - kh + 1, width - kw + 1
+    g = F.conv2d(x, weight.permute(0, 2, 3, 1).reshape(cout * kh * kw, cin, 1, 1))
+    g = g.view(b, cout, kh, kw, height, width)
+    out = g[:, :, 0, 0, :ho, :wo].clone()
+    for r in range(kh):
+        for c in range(kw):
+            if r or c:
+                out += g[:, :, r, c, r: r + ho, c: c + wo]
+    if bias is not None:
+        out += bias[None, :, None, None]
+    return out
 
 
 def logits_to_focus(logits: torch.Tensor) -> torch.Tensor:
@@ -304,10 +329,19 @@ def _dequantize(state: dict) -> dict[str, torch.Tensor]:
 def load_pt_weights(path: str | os.PathLike, variant: str | None = None) -> tuple[dict[str, torch.Tensor], LiuWeightsInfo]:
     """Read one of our weights files (or a training checkpoint) into a float32 state dict."""
     path = Path(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
+        raise WeightsError(f"{path}: not a readable torch weights file (expected a torch .pt file or the "
+                           f"authors' MATLAB .mat; this file starts with {magic!r})")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{path}: not a readable torch weights file (it holds Python objects other than "
+                           f"tensors, which are not loaded for safety)") from None
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {first})") from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     meta = {}

@@ -1,0 +1,246 @@
+"""Dev-set evaluation of HF-Seg / HF-Reg / HF-Reg+Near next to ``cnn`` and ``gff`` (issue 8).
+
+    python benchmarks/hourglass_dev.py --devset runs/devset --out benchmarks/results/hourglass_dev \
+        [--parts synth,stacks,real] [--limit N] [--max-minutes M] [--seg-weights F] [--reg-weights F]
+
+Parts (rows are appended to ``OUT/<part>.jsonl`` as they are computed; a rerun skips done items):
+
+- ``synth``: the dev set's 100 GT pairs (``mfif synth --devset``, BSDS500 test): PSNR_GT, SSIM_GT,
+  and for the hourglass nets the commutativity error: mean squared difference between f(A, B) and
+  f(B, A) of the fused images (HF-Reg: of the regression; HF-Reg+Near: of the Near result).
+- ``stacks``: the dev set's 20 three-frame stacks: PSNR_GT of HF-Seg ``series`` (the paper's
+  f(f(x0, x1), x2)) and ``nway`` (our symmetric rule), HF-Reg series (+Near), gff, and the PSNR of
+  the series results on the reversed frame order (order dependence).
+- ``real``: ../shared/data/mf-real (liu-grayscale; sesf-extra without the Savic/TID pairs, which
+  are larger copies of mfifb's savic_*; mfifb without stand_* and newspaper, half-size copies of
+  liu-grayscale): Q_MI, Q_G (ZL), Q_G_yl, Q_Y_yl, Q_CB, and the commutativity error.
+
+``cnn`` runs when its shipped weights exist (else ``cnn-slight``'s, else it is left out; the
+summary says which). A summary table is written to ``OUT/summary.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import mfif  # noqa: E402
+from mfif.io import read_image, read_stack  # noqa: E402
+from mfif.metrics import METRICS  # noqa: E402
+
+REAL_METRICS = ("Q_MI", "Q_G", "Q_G_yl", "Q_Y_yl", "Q_CB")
+GT_METRICS = ("PSNR_GT", "SSIM_GT")
+
+
+def _mse(x, y) -> float:
+    return float(np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
+
+
+def _cnn_method() -> str | None:
+    from mfif.methods import METHODS
+
+    for name, file in (("cnn", "liu_cnn_original.pt"), ("cnn-slight", "liu_cnn_slight.pt")):
+        if name in METHODS and (ROOT / "mfif" / "weights" / file).is_file():
+            return name
+    return None
+
+
+def _pairs(folder: Path) -> list[tuple[str, Path, Path, Path | None]]:
+    out = []
+    for a in sorted(folder.glob("*_A.*")):
+        stem = a.name[: a.name.rindex("_A.")]
+        b = next(iter(sorted(folder.glob(f"{stem}_B.*"))), None)
+        gt = next(iter(sorted(folder.glob(f"{stem}_GT.*"))), None)
+        if b is not None:
+            out.append((stem, a, b, gt))
+    return out
+
+
+def real_pairs(mf_real: Path) -> list[tuple[str, Path, Path, None]]:
+    items = []
+    for name, a, b, _ in _pairs(mf_real / "liu-grayscale"):
+        items.append((f"liu-grayscale/{name}", a, b, None))
+    for name, a, b, _ in _pairs(mf_real / "sesf-extra"):
+        if "_tid_" not in name:
+            items.append((f"sesf-extra/{name}", a, b, None))
+    for name, a, b, _ in _pairs(mf_real / "mfifb"):
+        if not name.startswith("stand_") and name != "newspaper":
+            items.append((f"mfifb/{name}", a, b, None))
+    return items
+
+
+class Runner:
+    def __init__(self, args):
+        self.seg_opts = {"weights": args.seg_weights} if args.seg_weights else {}
+        self.reg_opts = {"weights": args.reg_weights} if args.reg_weights else {}
+        self.cnn = _cnn_method()
+
+    def pair_outputs(self, a: np.ndarray, b: np.ndarray) -> tuple[dict, dict]:
+        """fused images per method, and the commutativity MSE of the hourglass ones."""
+        ab, ba = np.stack([a, b]), np.stack([b, a])
+        fused, comm, secs = {}, {}, {}
+        t = time.perf_counter()
+        s1 = mfif.fuse(ab, method="hf-seg", **self.seg_opts).fused
+        secs["hf-seg"] = time.perf_counter() - t
+        s2 = mfif.fuse(ba, method="hf-seg", **self.seg_opts).fused
+        fused["hf-seg"], comm["hf-seg"] = s1, _mse(s1, s2)
+        t = time.perf_counter()
+        r1 = mfif.fuse(ab, method="hf-reg", near=True, **self.reg_opts)
+        secs["hf-reg"] = time.perf_counter() - t
+        r2 = mfif.fuse(ba, method="hf-reg", near=True, **self.reg_opts)
+        fused["hf-reg"], comm["hf-reg"] = r1.maps["regressed"], _mse(r1.maps["regressed"], r2.maps["regressed"])
+        fused["hf-reg+near"], comm["hf-reg+near"] = r1.fused, _mse(r1.fused, r2.fused)
+        secs["hf-reg+near"] = secs["hf-reg"]  # one call gives both (the regression is maps["regressed"])
+        for m in ["gff"] + ([self.cnn] if self.cnn else []):
+            t = time.perf_counter()
+            fused[m] = mfif.fuse(ab, method=m).fused
+            secs[m] = time.perf_counter() - t
+        return fused, {"comm": comm, "seconds": secs}
+
+
+def _score(names, sources, fused, gt=None) -> dict:
+    out = {}
+    for n in names:
+        try:
+            out[n] = float(METRICS[n].function(list(sources), np.clip(fused, 0, 1), ground_truth=gt))
+        except Exception as exc:  # a metric failing on one image must not stop the run
+            out[n] = float("nan")
+            print(f"metric {n} failed: {exc}", file=sys.stderr)
+    return out
+
+
+def _done(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    return {json.loads(line)["item"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def run_pairs(runner: Runner, items, out: Path, metrics, deadline: float, limit: int) -> None:
+    done = _done(out)
+    for k, (name, a_path, b_path, gt_path) in enumerate(items[:limit] if limit else items):
+        if name in done:
+            continue
+        if time.time() > deadline:
+            print(f"time budget reached before {name}")
+            return
+        stack = read_stack([a_path, b_path]).images
+        gt = read_image(gt_path) if gt_path else None
+        fused, extra = runner.pair_outputs(stack[0], stack[1])
+        row = {"item": name, "shape": list(stack.shape), "comm": extra["comm"], "seconds": extra["seconds"],
+               "scores": {m: _score(metrics, stack, f, gt) for m, f in fused.items()}}
+        _append(out, row)
+        print(f"{name}: " + ", ".join(f"{m} {v[metrics[0]]:.4g}" for m, v in row["scores"].items()), flush=True)
+
+
+def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: int) -> None:
+    done = _done(out)
+    folders = sorted(p for p in (devset / "stacks").iterdir() if p.is_dir())
+    for folder in folders[:limit] if limit else folders:
+        if folder.name in done:
+            continue
+        if time.time() > deadline:
+            print(f"time budget reached before {folder.name}")
+            return
+        frames = sorted(p for p in folder.glob(f"{folder.name}_*.png"))
+        stack = read_stack(frames).images
+        gt = read_image(folder / "GT.png")
+        rev = stack[::-1].copy()
+        res = {}
+        for label, method, opts in (("hf-seg series", "hf-seg", {"mode": "series", **runner.seg_opts}),
+                                    ("hf-seg nway", "hf-seg", {"mode": "nway", **runner.seg_opts}),
+                                    ("hf-reg series", "hf-reg", {**runner.reg_opts}),
+                                    ("hf-reg+near series", "hf-reg", {"near": True, **runner.reg_opts}),
+                                    ("gff", "gff", {})):
+            f = mfif.fuse(stack, method=method, **opts).fused
+            fr = mfif.fuse(rev, method=method, **opts).fused
+            res[label] = {"psnr": _score(["PSNR_GT"], stack, f, gt)["PSNR_GT"],
+                          "psnr_reversed": _score(["PSNR_GT"], rev, fr, gt)["PSNR_GT"],
+                          "order_mse": _mse(f, fr)}
+        _append(out, {"item": folder.name, "results": res})
+        print(folder.name + ": " + ", ".join(f"{k} {v['psnr']:.2f}/{v['psnr_reversed']:.2f}" for k, v in res.items()),
+              flush=True)
+
+
+def _mean(values) -> float:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+    return float(v.mean()) if v.size else float("nan")
+
+
+def summarise(out_dir: Path, runner: Runner) -> str:
+    lines = [f"# Hourglass dev evaluation\n\ncnn column: `{runner.cnn or 'not available (no shipped weights)'}`\n"]
+    for part, metrics in (("synth", GT_METRICS), ("real", REAL_METRICS)):
+        path = out_dir / f"{part}.jsonl"
+        if not path.is_file():
+            continue
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        methods = list(rows[0]["scores"])
+        lines.append(f"## {part} ({len(rows)} pairs)\n")
+        lines.append("| method | " + " | ".join(metrics) + " | commutativity MSE (mean / max) | s/pair |")
+        lines.append("|---" * (len(metrics) + 3) + "|")
+        for m in methods:
+            vals = [_mean(r["scores"][m][k] for r in rows) for k in metrics]
+            comm = [r["comm"].get(m) for r in rows if m in r["comm"]]
+            comm_s = f"{_mean(comm):.2e} / {max(comm):.2e}" if comm else "-"
+            secs = _mean(r["seconds"].get(m) for r in rows)
+            lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {comm_s} | {secs:.2f} |")
+        lines.append("")
+    path = out_dir / "stacks.jsonl"
+    if path.is_file():
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        lines.append(f"## three-frame stacks ({len(rows)} stacks, PSNR vs GT)\n")
+        lines.append("| strategy | PSNR (given order) | PSNR (reversed order) | MSE between the two orders |")
+        lines.append("|---|---|---|---|")
+        for k in rows[0]["results"]:
+            lines.append(f"| {k} | {_mean(r['results'][k]['psnr'] for r in rows):.2f} | "
+                         f"{_mean(r['results'][k]['psnr_reversed'] for r in rows):.2f} | "
+                         f"{_mean(r['results'][k]['order_mse'] for r in rows):.2e} |")
+        lines.append("")
+    text = "\n".join(lines)
+    (out_dir / "summary.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devset", default=str(ROOT / "runs" / "devset"))
+    p.add_argument("--real", default=str(ROOT.parent / "shared" / "data" / "mf-real"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hourglass_dev"))
+    p.add_argument("--parts", default="synth,stacks,real")
+    p.add_argument("--limit", type=int, default=0, help="at most N items per part (0 = all)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop starting new items after this long")
+    p.add_argument("--seg-weights")
+    p.add_argument("--reg-weights")
+    p.add_argument("--summary-only", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runner = Runner(args)
+    deadline = time.time() + 60 * args.max_minutes if args.max_minutes > 0 else float("inf")
+    if not args.summary_only:
+        for part in args.parts.split(","):
+            if part == "synth":
+                run_pairs(runner, _pairs(Path(args.devset) / "pairs"), out / "synth.jsonl", list(GT_METRICS),
+                          deadline, args.limit)
+            elif part == "stacks":
+                run_stacks(runner, Path(args.devset), out / "stacks.jsonl", deadline, args.limit)
+            elif part == "real":
+                run_pairs(runner, real_pairs(Path(args.real)), out / "real.jsonl", list(REAL_METRICS), deadline, args.limit)
+            else:
+                raise SystemExit(f"unknown part {part!r}")
+    print(summarise(out, runner))
+
+
+if __name__ == "__main__":
+    main()
