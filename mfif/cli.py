@@ -17,6 +17,7 @@ from mfif.errors import InputError, MfifError
 # Subcommands that live next to their feature: module -> it provides add_parser(subparsers) and run(args).
 _FEATURE_COMMANDS: tuple[str, ...] = (
     "mfif.metrics.cli",
+    "mfif.synth.cli",
     "mfif.evaluation.cli",
     "mfif.train.cli",
 )

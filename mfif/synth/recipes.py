@@ -101,7 +101,8 @@ class MultiFocusSample:
         blur: (N, H, W) blur size per pixel (Gaussian sigma or disk radius, pixels; 0 = sharp).
         info: recipe name, photo, parameters; ``spill`` is the width of the band around focus-map
             edges where a frame may differ from the ground truth although the map says in focus
-            (0 for hard-mask recipes).
+            (0 for hard-mask recipes); ``order[j]`` is the depth group of frame j (0 = the
+            near-focused frame), after shuffling.
     """
 
     frames: np.ndarray

@@ -77,9 +77,6 @@ def test_layered_alpha_matte_is_a_soft_near_layer_over_another_photo(alpha_like)
     assert s.info["mask_source"] == "alpha matte" and "background" in s.info
     soft = (s.focus[0] > 0) & (s.focus[0] < 1)
     assert soft.any()  # the matte's soft edge is kept
-    alpha = src.alpha(src.with_alpha()[0])
-    assert s.focus[0].mean() == pytest.approx(float((alpha[s.info["box"][0]:, s.info["box"][1]:] >= 0).mean())
-                                              * s.focus[0].mean())  # (shape sanity)
     # frame 0 (near focus) is the sharp foreground; its blurred version spills in frame 1
     fg = s.focus[0] >= 1
     assert np.abs(s.frames[1] - s.gt)[:, fg].max() > 0.02
