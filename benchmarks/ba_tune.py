@@ -6,7 +6,8 @@
 1. Patch accuracy of each net on the held-apart validation patches of :mod:`mfif.train.ba`
    (alpha-matting GT24..GT27 over BSDS500 ``val``, and layered scenes of BSDS500 ``val``; seed 0,
    both orders): overall (random positions) and near-boundary (>= 10 % focused and defocused).
-2. Whole held-apart scenes (a different seed): the initial score map S0 and the boundary net's
+2. Whole held-apart scenes (a different seed): the initial score map S0 (both input orders
+   averaged, the method's default) and the boundary net's
    map S1 everywhere; for every (w, tau) of the grid, refined = S1 where |box_w(S0) - 0.5| < tau
    else S0; pixel accuracy of refined > 0.5 against the true focus map (alpha >= 0.5), over all
    pixels, in the band within 8 px of the true boundary, and after small-region removal (the
@@ -80,8 +81,8 @@ def main() -> int:
     per = []
     for sc in scenes:
         a, b = sc.frames
-        s0 = pixel_scores(init_net, a, b)
-        s1 = pixel_scores(bnd_net, a, b)
+        s0 = pixel_scores(init_net, a, b, symmetric=True)  # the method's default scoring
+        s1 = pixel_scores(bnd_net, a, b, symmetric=True)
         truth = sc.focus >= 0.5
         per.append((s0, s1, truth, band_mask(sc.focus), sc.info.get("recipe", "?")))
 

@@ -25,8 +25,11 @@ model card ``mfif/weights/ba_boundary.md`` has the numbers): ``window`` = :data:
 ``tau`` = :data:`TAU`. ``refine=False`` gives the paper's "without refinement" column.
 
 Order: the network is trained on both orders of every patch (channels exchanged, label flipped),
-so swapping A and B gives the complementary map up to the network's residual asymmetry.
-``symmetric=True`` makes it exact by averaging p(A, B) and 1 - p(B, A) (twice the cost).
+so swapping A and B gives nearly the complementary map (the paper relies on this). By default
+(``symmetric=True``, our choice) both orders are scored and averaged, p = (p(A, B) + 1 - p(B, A)) / 2,
+which makes the score maps exactly complementary under a swap, at twice the network cost
+(520x520 on 2 CPU threads: ~3.5 s instead of ~1.7 s, ``benchmarks/ba_speed.py``);
+``symmetric=False`` is the paper's single pass.
 
 More than two frames: the network compares two images, so frames are folded in series, in the
 given order (the paper's suggestion for pairwise methods): F1 = ba(frame 0, frame 1),
@@ -74,7 +77,9 @@ class BAOptions:
         tau: a pixel is near the boundary when |window mean - 0.5| < tau (0 < tau <= 0.5).
         threshold: binarisation threshold of the refined score map.
         area_fraction: small-region threshold as a fraction of H*W (0 disables).
-        symmetric: average both input orders (exactly complementary maps; twice the cost).
+        symmetric: average both input orders, p = (p(A, B) + 1 - p(B, A)) / 2, so swapping the
+            inputs gives exactly the complementary maps (twice the network cost; False is the
+            paper's single pass).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         max_strip_bytes: memory budget of one strip of the dense pass (results do not depend on it).
         tile: side of the output tiles on which the boundary net runs.
@@ -88,7 +93,7 @@ class BAOptions:
     tau: float = TAU
     threshold: float = 0.5
     area_fraction: float = 0.01
-    symmetric: bool = False
+    symmetric: bool = True
     device: str = "auto"
     max_strip_bytes: int = 512 * 2**20
     tile: int = 96

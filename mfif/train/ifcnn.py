@@ -478,6 +478,15 @@ def _device(name: str):
     return dev
 
 
+def _worker_init(_worker_id: int = 0) -> None:
+    """One thread per DataLoader worker for OpenCV and torch."""
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 def _make_optimizer(cfg: IFCNNTrainConfig, net):
     import torch
 
@@ -492,8 +501,6 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
-
-    from mfif.synth.datasets import worker_init
 
     cfg = cfg.resolved()
     out = Path(cfg.out)
@@ -541,7 +548,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
         if step < total:
             data = _PhaseData(cfg, train_src, phase, total)
             loader = DataLoader(_BatchSet(data, step, total), batch_size=None, shuffle=False,
-                                num_workers=cfg.workers, worker_init_fn=worker_init if cfg.workers else None,
+                                num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
                                 persistent_workers=False)
             bar = tqdm(total=total, initial=step, desc=f"ifcnn-{cfg.fuse_rule} phase {phase}", unit="step",
                        disable=not progress, dynamic_ncols=True)
