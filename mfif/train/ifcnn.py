@@ -459,8 +459,6 @@ def _atomic_save(obj, path: Path) -> None:
 
 def export_weights(net, path: Path) -> Path:
     """Plain fp16 state dict (BN counters dropped): what ``mfif fuse --weights`` and the shipped files use."""
-    import torch
-
     state = {k: (v.detach().to("cpu").half() if v.is_floating_point() else v.detach().cpu())
              for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     _atomic_save(state, path)

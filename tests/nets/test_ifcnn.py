@@ -21,8 +21,7 @@ import mfif
 from mfif.errors import InputError, WeightsError
 from mfif.io import read_image
 from mfif.learned.ifcnn import IFCNNOptions, ifcnn_fusion, run_network, tile_ranges
-from mfif.nets.ifcnn import (IFCNN, build_ifcnn, default_weights_path, fold_batchnorm, fuse_features,
-                             load_ifcnn_weights)
+from mfif.nets.ifcnn import IFCNN, build_ifcnn, default_weights_path, fold_batchnorm, fuse_features
 
 
 def _random_net(rule="max", seed=0):
