@@ -5,7 +5,8 @@ A folder may hold:
 - pairs/series as files ``<name>_A.ext``, ``<name>_B.ext`` (also ``-A``/``-B``, ``_1``/``_2``,
   any single letter or number as the tag), with an optional ground truth ``<name>_GT.ext``;
 - stacks as one sub-folder per scene: every image inside is a frame (sorted by name), except a
-  ground truth named ``GT.ext`` or ``<anything>_GT.ext``.
+  ground truth named ``GT.ext`` or ``<anything>_GT.ext``. Sub-folders named ``focus``, ``maps``,
+  ``masks`` or ``cache`` hold side data (e.g. the synthetic sets' focus maps) and are skipped.
 
 :func:`discover` returns the items it found and the problems it met (an item with one source, an
 unreadable folder), so an evaluation can report them and go on with the rest.
@@ -20,6 +21,8 @@ from mfif.errors import InputError
 from mfif.io import IMAGE_SUFFIXES
 
 _TAGGED = re.compile(r"^(?P<name>.+?)[_-](?P<tag>GT|gt|[A-Za-z]|\d+)$")
+# Sub-folders with these names hold per-item side data (focus maps, masks), not stacks.
+SIDE_FOLDERS = frozenset({"focus", "focus_maps", "maps", "masks", "cache"})
 
 
 @dataclass
@@ -71,6 +74,8 @@ def discover(root: str | Path) -> Dataset:
     groups: dict[str, dict[str, Path]] = {}
     for path in sorted(root.iterdir()):
         if path.is_dir():
+            if path.name.lower() in SIDE_FOLDERS:
+                continue
             if any(_is_image(p) for p in path.iterdir()):
                 item, problem = _stack_item(path)
                 if item:
