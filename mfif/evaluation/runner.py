@@ -76,11 +76,20 @@ def _source_signature(item: DatasetItem) -> list:
     return sig
 
 
-def _cache_key(item: DatasetItem, method: str, options: dict) -> str:
+def _weights_signature() -> list:
+    """Shipped weights (name, size, mtime): a retrained network invalidates cached learned results."""
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    if not folder.is_dir():
+        return []
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.is_file()]
+
+
+def _cache_key(item: DatasetItem, method: str, options: dict, learned: bool = False) -> str:
     from mfif import __version__
 
     payload = json.dumps({"sources": _source_signature(item), "method": method,
-                          "options": {k: repr(v) for k, v in sorted(options.items())}, "version": __version__},
+                          "options": {k: repr(v) for k, v in sorted(options.items())}, "version": __version__,
+                          "weights": _weights_signature() if learned else []},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -163,7 +172,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                     bar.update(1)
                     continue
                 options = config.method_options.get(spec.name, {})
-                key = _cache_key(item, spec.name, options)
+                key = _cache_key(item, spec.name, options, spec.kind == "learned")
                 folder = cache_root / ds.name / spec.name
                 folder.mkdir(parents=True, exist_ok=True)
                 fused_path = folder / f"{item.name}.png"

@@ -24,6 +24,8 @@ from mfif.metrics import METRICS
 from mfif.metrics import gradient as grad
 from mfif.metrics.phase_congruency import phase_congruency
 from tests.conftest import SHARED
+from tests.metrics.refcases import load_png as _png
+from tests.metrics.refcases import reference_files as _reference_files
 from tests.helpers import complementary_pair, textured_image
 
 # metric key -> relative tolerance against the MATLAB reference
@@ -37,17 +39,8 @@ RTOL = {
 }
 
 
-def _reference_files():
-    if SHARED is None:
-        return [pytest.param(None, id="no-shared")]
-    cases = SHARED / "refmetrics" / "cases"
-    return [pytest.param(f"{c.name}/{f.stem}", id=f"{c.name}/{f.stem}")
-            for c in sorted(p for p in cases.iterdir() if p.is_dir()) for f in sorted(c.glob("F_*.png"))]
 
 
-def _png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im, dtype=np.uint8)  # 'L' -> (H, W), 'RGB' -> (H, W, 3): colour stays colour
 
 
 @lru_cache(maxsize=None)

@@ -23,23 +23,16 @@ from mfif.errors import InputError
 from mfif.metrics import METRICS
 from mfif.metrics import reference as rf
 from tests.conftest import SHARED
+from tests.metrics.refcases import load_png as _png
+from tests.metrics.refcases import reference_files as _reference_files
 from tests.helpers import textured_image
 
 RTOL = {"SSIM_GT": 1e-9, "PSNR_GT": 1e-9, "GMSD_GT": 1e-9, "PSNR_vifb": 1e-9, "RMSE_vifb": 1e-9}
 GT_KEYS = ("SSIM_GT", "PSNR_GT", "GMSD_GT")
 
 
-def _reference_files():
-    if SHARED is None:
-        return [pytest.param(None, id="no-shared")]
-    cases = SHARED / "refmetrics" / "cases"
-    return [pytest.param(f"{c.name}/{f.stem}", id=f"{c.name}/{f.stem}")
-            for c in sorted(p for p in cases.iterdir() if p.is_dir()) for f in sorted(c.glob("F_*.png"))]
 
 
-def _png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im, dtype=np.uint8)
 
 
 @lru_cache(maxsize=None)
