@@ -178,6 +178,11 @@ def _mean(values) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
+def _median(values) -> float:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+    return float(np.median(v)) if v.size else float("nan")
+
+
 def summarise(out_dir: Path, runner: Runner) -> str:
     lines = [f"# Hourglass dev evaluation\n\ncnn column: `{runner.cnn or 'not available (no shipped weights)'}`\n"]
     for part, metrics in (("synth", GT_METRICS), ("real", REAL_METRICS)):
@@ -186,15 +191,15 @@ def summarise(out_dir: Path, runner: Runner) -> str:
             continue
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         methods = list(rows[0]["scores"])
-        lines.append(f"## {part} ({len(rows)} pairs)\n")
+        lines.append(f"## {part} ({len(rows)} pairs; mean (median))\n")
         lines.append("| method | " + " | ".join(metrics) + " | commutativity MSE (mean / max) | s/pair |")
         lines.append("|---" * (len(metrics) + 3) + "|")
         for m in methods:
-            vals = [_mean(r["scores"][m][k] for r in rows) for k in metrics]
+            vals = [(_mean(r["scores"][m][k] for r in rows), _median(r["scores"][m][k] for r in rows)) for k in metrics]
             comm = [r["comm"].get(m) for r in rows if m in r["comm"]]
             comm_s = f"{_mean(comm):.2e} / {max(comm):.2e}" if comm else "-"
             secs = _mean(r["seconds"].get(m) for r in rows)
-            lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {comm_s} | {secs:.2f} |")
+            lines.append(f"| {m} | " + " | ".join(f"{a:.4f} ({b:.4f})" for a, b in vals) + f" | {comm_s} | {secs:.2f} |")
         lines.append("")
     path = out_dir / "stacks.jsonl"
     if path.is_file():

@@ -7,7 +7,9 @@ method (``mfif.fuse``: numpy in, FusionResult out, including the Near step for h
 Median seconds of ``repeats`` runs after one warm-up, in this process. The paper's Table III
 reports ~2.3 ms (HF-Reg) and ~2.6 ms (HF-Seg) at 520x520 on a GTX 1070 for *its* network width;
 ours is the narrow CPU network of ``mfif.nets.hourglass`` (shipped weights when present, else
-random weights: the speed does not depend on the values). Run it alone (the CPU is shared).
+random weights: the speed does not depend on the values). Run it alone: with another busy process
+on a 2-core machine, 2 torch threads stall at every parallel region (~1 s per call whatever the
+size); ``--threads 1`` is then the fairer number.
 """
 from __future__ import annotations
 
@@ -45,7 +47,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="520,260,130")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="all", choices=("cpu", "cuda", "all"))
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -23,6 +23,15 @@ from mfif.train.hourglass import (HourglassTrainConfig, compute_loss, dissimilar
 from tests.helpers import complementary_pair, textured_image
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one torch thread is as fast, and does not stall when the CPU is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ----------------------------------------------------------------------------------------------
 # network and sizes
 
@@ -202,7 +211,16 @@ def _fake_train_root(root: Path) -> Path:
 def _tiny_config(root: Path, out: Path, steps: int, variant: str = "seg") -> HourglassTrainConfig:
     return HourglassTrainConfig(variant=variant, base=4, depth=2, crop=24, pairs=2, steps=steps, lr=5e-3,
                                 lr_final=1.0, seed=3, train_root=str(root), val_count=1, val_every=1000,
-                                out=str(out), checkpoint_minutes=100.0, device="cpu")
+                                out=str(out), checkpoint_minutes=100.0, device="cpu", threads=1)
+
+
+@pytest.fixture
+def restore_threads():
+    """train() sets torch's thread count (threads=1 here: tiny tensors, and no stalls when the
+    CPU is shared); put it back for the other tests."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 def test_pairs_are_reversed_in_the_batch(tmp_path):
@@ -220,7 +238,7 @@ def test_pairs_are_reversed_in_the_batch(tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["seg", "reg"])
-def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant):
+def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_threads):
     root = _fake_train_root(tmp_path / "data")
     cfg = _tiny_config(root, tmp_path / "full", 12, variant)
     fixed = HourglassPairs(scan_training_photos(root), crop=24).batch(99, 0, 2)
