@@ -477,11 +477,14 @@ def _device(name: str):
 
 
 def _worker_init(_worker_id: int = 0) -> None:
-    """One thread per DataLoader worker for OpenCV and torch."""
-    import cv2
+    """One torch thread per DataLoader worker.
+
+    OpenCV's thread count is deliberately not changed here: calling ``cv2.setNumThreads`` in a
+    forked worker after the parent used OpenCV's thread pool can deadlock on an inherited lock
+    (seen here about one run in three). See mfif/synth/datasets.py.
+    """
     import torch
 
-    cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
 
