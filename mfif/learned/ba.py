@@ -64,6 +64,7 @@ from mfif.decision import blend, box_mean, luminance, one_hot, remove_small_regi
 from mfif.errors import InputError
 from mfif.nets.ba_resnet import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
 from mfif.result import FusionResult
+from mfif.nets.device import resolve_device
 
 WINDOW = 7  # boundary window (pixels), chosen on synthetic validation data (benchmarks/ba_tune.py)
 TAU = 0.45  # |window mean - 0.5| < TAU marks a pixel near the boundary
@@ -112,21 +113,11 @@ class BAOptions:
 _NET_CACHE: dict[tuple, BAResNet] = {}
 
 
-def _device(name: str) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"unknown torch device {name!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def load_network(role: str, weights: str | None, device: str = "auto", init: str = "pretrained") -> BAResNet:
     """The ``initial`` or ``boundary`` net (weights file or shipped weights), on its device, eval mode."""
-    dev = _device(device)
+    dev = resolve_device(device)
     if init == "random":
         torch.manual_seed(0 if role == "initial" else 1)
         return for_inference(BAResNet().to(dev))

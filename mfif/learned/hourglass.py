@@ -56,6 +56,7 @@ from mfif.decision import blend
 from mfif.errors import InputError
 from mfif.nets.hourglass import HourglassNet, build_hourglass, check_variant
 from mfif.result import FusionResult
+from mfif.nets.device import resolve_device
 
 MODES = ("series", "nway")
 
@@ -107,16 +108,6 @@ class HFRegOptions:
 _NET_CACHE: dict[tuple, HourglassNet] = {}
 
 
-def resolve_device(name: str | None) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"unknown torch device {name!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def load_network(variant: str, weights: str | None, device: str = "auto", init: str = "pretrained") -> HourglassNet:

@@ -55,6 +55,7 @@ from mfif.errors import InputError
 from mfif.nets.ifcnn import (IFCNN, IMAGENET_MEAN, IMAGENET_STD, RECEPTIVE_RADIUS, FastIFCNN, build_ifcnn,
                              check_fuse_rule, default_weights_path)
 from mfif.result import FusionResult
+from mfif.nets.device import resolve_device
 
 MODES = ("multifocus", "infrared", "medical", "exposure")
 PRECISIONS = ("fp32", "bf16")
@@ -100,16 +101,6 @@ class IFCNNOptions:
 _NET_CACHE: dict[tuple, IFCNN] = {}
 
 
-def _device(name: str | None) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"unknown torch device {name!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def _inference_form(net: IFCNN, fast: bool, device: torch.device):
@@ -120,7 +111,7 @@ def load_network(options: IFCNNOptions):
     """The network for ``options`` on its device, in eval mode (cached for files): a
     :class:`FastIFCNN` (``options.fast``) or the :class:`IFCNN` itself."""
     rule = check_fuse_rule(options.fuse_rule)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     weights = options.weights
     if isinstance(weights, dict):
         return _inference_form(build_ifcnn(rule, weights), options.fast, device)

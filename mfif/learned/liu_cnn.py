@@ -52,6 +52,7 @@ from mfif.errors import InputError
 from mfif.nets.liu_cnn import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
                                score_map_size)
 from mfif.result import FusionResult
+from mfif.nets.device import resolve_device
 
 MODES = ("nway", "series")
 
@@ -97,22 +98,12 @@ class LiuCNNOptions:
 _NET_CACHE: dict[tuple, LiuCNN] = {}
 
 
-def _device(name: str) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"unknown torch device {name!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def load_network(options: LiuCNNOptions) -> LiuCNN:
     """The network for ``options`` (weights file or shipped weights), on its device, in eval mode."""
     variant = check_variant(options.variant)
-    device = _device(options.device)
+    device = resolve_device(options.device)
     if options.init == "random":
         torch.manual_seed(0)
         return LiuCNN(variant).to(device).eval()

@@ -374,15 +374,6 @@ def lr_at(cfg: BATrainConfig, step: int) -> float:
     return cfg.lr * (0.1 ** drops)
 
 
-def _device(name: str):
-    import torch
-
-    if name in ("auto", "", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict:
@@ -401,7 +392,9 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    from mfif.nets.device import resolve_device
+
+    device = resolve_device(cfg.device)
     wall0 = time.time()
     train_src, val_src = sources if sources is not None else photo_sources(cfg.data)
     boundary_only = cfg.net == "boundary"

@@ -412,7 +412,7 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
     import torch
     from tqdm import tqdm
 
-    from mfif.learned.hourglass import resolve_device
+    from mfif.nets.device import resolve_device
     from mfif.nets.hourglass import HourglassNet, save_hourglass_weights
 
     cfg = cfg.resolved()

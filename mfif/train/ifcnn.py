@@ -465,15 +465,6 @@ def export_weights(net, path: Path) -> Path:
     return path
 
 
-def _device(name: str):
-    import torch
-
-    if name in ("", "auto", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but CUDA is not available")
-    return dev
 
 
 def _worker_init(_worker_id: int = 0) -> None:
@@ -507,7 +498,9 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
-    device = _device(cfg.device)
+    from mfif.nets.device import resolve_device
+
+    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net = build_training_net(cfg).to(device)
