@@ -33,6 +33,8 @@ class MethodSpec:
             (:mod:`mfif.stacking`). None: the method merges long stacks in batches.
         tile_plan: optional name of a function in that module, ``fn(options, shape) ->
             mfif.tiling.TilePlan`` (halo, grid, global step); None: :mod:`mfif.tiling`'s own table.
+        weights: file names in ``mfif/weights`` that the method loads by default (learned methods):
+            a retrained file invalidates exactly this method's cached evaluation results.
     """
 
     name: str
@@ -44,6 +46,7 @@ class MethodSpec:
     defaults: tuple[tuple[str, Any], ...] = ()
     stream: str | None = None
     tile_plan: str | None = None
+    weights: tuple[str, ...] = ()
 
     def load(self) -> tuple[Callable, type]:
         mod = importlib.import_module(self.module)
@@ -76,26 +79,29 @@ _SPECS = (
     MethodSpec("sml", "sum-modified-Laplacian choose-max, small-region removal, guided refinement",
                "mfif.classical.sml", "sml_fusion", "SMLOptions", stream="sml_stream"),
     MethodSpec("hf-seg", "hourglass U-Net focus-map segmentation, weighted average (Guerrero Pena et al. 2019)",
-               "mfif.learned.hourglass", "hf_seg_fusion", "HFSegOptions", kind="learned"),
+               "mfif.learned.hourglass", "hf_seg_fusion", "HFSegOptions", kind="learned",
+               weights=("hf_seg.pt",)),
     MethodSpec("hf-reg", "hourglass U-Net regressing the all-in-focus image, optional Near (Guerrero Pena et al. 2019)",
-               "mfif.learned.hourglass", "hf_reg_fusion", "HFRegOptions", kind="learned"),
+               "mfif.learned.hourglass", "hf_reg_fusion", "HFRegOptions", kind="learned",
+               weights=("hf_reg.pt",)),
     MethodSpec("cnn", "siamese CNN focus map, small-region removal, guided filter (Liu et al. 2017)",
                "mfif.learned.liu_cnn", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
-               defaults=(("variant", "original"),)),
+               defaults=(("variant", "original"),), weights=("liu_cnn_original.pt",)),
     MethodSpec("cnn-slight", "Liu et al. 2017 CNN without fc1 (the authors' released 'slight' model)",
                "mfif.learned.liu_cnn", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
-               defaults=(("variant", "slight"),)),
+               defaults=(("variant", "slight"),), weights=("liu_cnn_slight.pt",)),
     MethodSpec("ifcnn-max", "IFCNN, elementwise-max feature fusion (Zhang et al. 2020); --mode multifocus|infrared|medical|exposure",
                "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "max"),)),
+               defaults=(("fuse_rule", "max"),), weights=("ifcnn-max.pt",)),
     MethodSpec("ifcnn-mean", "IFCNN, elementwise-mean feature fusion (the paper's choice for multi-exposure stacks)",
                "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "mean"),)),
+               defaults=(("fuse_rule", "mean"),), weights=("ifcnn-mean.pt",)),
     MethodSpec("ifcnn-sum", "IFCNN, elementwise-sum feature fusion",
                "mfif.learned.ifcnn", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "sum"),)),
+               defaults=(("fuse_rule", "sum"),), weights=("ifcnn-sum.pt",)),
     MethodSpec("ba", "boundary-aware 2-channel ResNets: initial net + boundary refinement net (Ma et al. 2019)",
-               "mfif.learned.ba", "ba_fusion", "BAOptions", kind="learned"),
+               "mfif.learned.ba", "ba_fusion", "BAOptions", kind="learned",
+               weights=("ba_initial.pt", "ba_boundary.pt")),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
     p.add_argument("--methods", help="comma-separated methods (default: every classical method)")
     p.add_argument("--metrics", help="comma-separated metric keys (default: a standard set, + PSNR/SSIM with GT)")
+    p.add_argument("--variant", action="append", metavar="LABEL=METHOD[:KEY=VALUE...]",
+                   help="also run METHOD with these options, reported as LABEL (repeatable), e.g. "
+                        "'ba-initial=ba:refine=false' or 'ifcnn-max-authors=ifcnn-max:weights=IFCNN-MAX.pth'")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default REPORT_DIR/cache)")
     p.add_argument("--grid", help="comma-separated item names for the visual grids (default: first 2 per dataset)")
@@ -35,6 +38,23 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run_bench)
 
 
+def parse_variant(text: str) -> tuple[str, tuple[str, dict]]:
+    """``LABEL=METHOD[:KEY=VALUE...]`` -> (label, (method, options)); values typed as ``--opt``'s."""
+    from mfif.cli import _parse_option_value
+
+    label, sep, rest = text.partition("=")
+    if not sep or not label.strip() or not rest.strip():
+        raise InputError(f"--variant expects LABEL=METHOD[:KEY=VALUE...], got '{text}'")
+    method, *pairs = rest.split(":")
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--variant '{text}': option '{pair}' is not KEY=VALUE")
+        options[key.strip().replace("-", "_")] = _parse_option_value(value.strip())
+    return label.strip(), (method.strip(), options)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from mfif.evaluation.report import write_report
     from mfif.evaluation.runner import EvalConfig, evaluate
@@ -43,8 +63,9 @@ def run_eval(args: argparse.Namespace) -> int:
     methods = _split(args.methods) or [n for n, s in METHODS.items() if s.kind == "classical"]
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    variants = dict(parse_variant(v) for v in args.variant or [])
     config = EvalConfig(methods=methods, out_dir=out, metrics=_split(args.metrics),
-                        cache_dir=Path(args.cache) if args.cache else None)
+                        cache_dir=Path(args.cache) if args.cache else None, variants=variants)
     result = evaluate(args.data, config)
     paths = write_report(result, out, cache_dir=config.cache_dir, grid_items=_split(args.grid),
                          grid_count=args.grid_count)

@@ -38,6 +38,9 @@ class EvalConfig:
         out_dir: report folder.
         cache_dir: fused results and per-item scores (default ``out_dir / "cache"``).
         method_options: per-method option overrides, e.g. ``{"sml": {"window_radius": 5}}``.
+        variants: extra labelled runs of a method with other options, ``{label: (method, options)}``,
+            e.g. ``{"ba-initial": ("ba", {"refine": False})}``; reported next to ``methods`` under
+            their label (the same method with two option sets, or the authors' weights).
         progress: show a progress bar.
     """
 
@@ -46,6 +49,7 @@ class EvalConfig:
     metrics: list[str] | None = None
     cache_dir: Path | None = None
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     progress: bool = True
 
 
@@ -69,27 +73,50 @@ class EvalResult:
 
 
 def _source_signature(item: DatasetItem) -> list:
-    sig = []
-    for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]:
-        st = p.stat()
-        sig.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
-    return sig
+    """File names and content digests (not paths or mtimes: a moved or re-mounted dataset stays cached)."""
+    return [[p.name, _file_digest(p)] for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]]
 
 
-def _weights_signature() -> list:
-    """Shipped weights (name, size, mtime): a retrained network invalidates cached learned results."""
+_FILE_DIGESTS: dict[tuple, str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's content, memoised on (path, size, mtime) so a run hashes each file once."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _FILE_DIGESTS[key] = h.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def _weights_signature(files: tuple[str, ...] | list[str]) -> list:
+    """Content digests of the shipped weight files a method loads (``MethodSpec.weights``): a
+    retrained network invalidates its own cached results and nobody else's."""
     folder = Path(__file__).resolve().parents[1] / "weights"
-    if not folder.is_dir():
-        return []
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.is_file()]
+    return [[name, _file_digest(folder / name) if (folder / name).is_file() else None] for name in files]
 
 
-def _cache_key(item: DatasetItem, method: str, options: dict, learned: bool = False) -> str:
+def _option_signature(options: dict) -> dict:
+    """Options as text; an option naming an existing file (e.g. ``weights=``) adds its content digest."""
+    out = {}
+    for k, v in sorted(options.items()):
+        text = repr(v)
+        if isinstance(v, (str, Path)) and str(v) and Path(v).is_file():
+            text += "#" + _file_digest(Path(v))
+        out[k] = text
+    return out
+
+
+def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = ()) -> str:
     from mfif import __version__
 
     payload = json.dumps({"sources": _source_signature(item), "method": method,
-                          "options": {k: repr(v) for k, v in sorted(options.items())}, "version": __version__,
-                          "weights": _weights_signature() if learned else []},
+                          "options": _option_signature(options), "version": __version__,
+                          "weights": _weights_signature(weights)},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -137,11 +164,18 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     from tqdm import tqdm
 
     from mfif.api import fuse
-    from mfif.methods import get_method
+    from mfif.methods import METHODS, get_method
 
     from mfif.metrics import METRICS
 
-    specs = [get_method(m) for m in config.methods]  # unknown method or metric: error before any work
+    # (label, spec, options); unknown method or metric: error before any work
+    runs = [(m, get_method(m), dict(config.method_options.get(m, {}))) for m in config.methods]
+    for label, (method, options) in config.variants.items():
+        if label in config.methods or label in METHODS:
+            raise InputError(f"variant label '{label}' clashes with a method name; choose another label")
+        runs.append((label, get_method(method), dict(options)))
+    for label, spec, options in runs:
+        spec.make_options(**options)  # an unknown option is an error now, not once per item
     unknown = [m for m in (config.metrics or []) if m not in METRICS]
     if unknown:
         raise InputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
@@ -151,7 +185,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     result.datasets = datasets
     for ds in datasets:
         result.problems.extend(ds.problems)
-    total = sum(len(ds.items) for ds in datasets) * len(specs)
+    total = sum(len(ds.items) for ds in datasets) * len(runs)
     bar = tqdm(total=total, desc="evaluating", unit="run", disable=None if config.progress else True)
     broken_methods: set[str] = set()
     for ds in datasets:
@@ -164,16 +198,15 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 names = _metrics_for(item, config.metrics)
             except InputError as exc:
                 result.problems.append(f"{ds.name}/{item.name}: {exc}")
-                bar.update(len(specs))
+                bar.update(len(runs))
                 continue
-            for spec in specs:
-                bar.set_postfix_str(f"{ds.name}/{item.name} {spec.name}", refresh=False)
-                if spec.name in broken_methods:
+            for label, spec, options in runs:
+                bar.set_postfix_str(f"{ds.name}/{item.name} {label}", refresh=False)
+                if label in broken_methods:
                     bar.update(1)
                     continue
-                options = config.method_options.get(spec.name, {})
-                key = _cache_key(item, spec.name, options, spec.kind == "learned")
-                folder = cache_root / ds.name / spec.name
+                key = _cache_key(item, spec.name, options, spec.weights)
+                folder = cache_root / ds.name / label
                 folder.mkdir(parents=True, exist_ok=True)
                 fused_path = folder / f"{item.name}.png"
                 meta_path = folder / f"{item.name}.json"
@@ -192,9 +225,9 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                         fused = read_image(fused_path)  # score exactly what was saved
                         meta = {"key": key, "seconds": seconds, "metrics": {}}
                 except MfifError as exc:
-                    result.problems.append(f"{ds.name}/{item.name}: method {spec.name} failed: {exc}")
+                    result.problems.append(f"{ds.name}/{item.name}: method {label} failed: {exc}")
                     if isinstance(exc, InputError) is False and "weights" in str(exc).lower():
-                        broken_methods.add(spec.name)
+                        broken_methods.add(label)
                     bar.update(1)
                     continue
                 values = {k: v for k, v in meta.get("metrics", {}).items() if k in names}
@@ -204,7 +237,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                     result.metric_runs += len(missing)
                     meta["metrics"] = {**meta.get("metrics", {}), **values}
                     write_bytes_atomic(meta_path, json.dumps(meta, indent=1, allow_nan=True).encode())
-                result.rows.append(EvalRow(ds.name, item.name, spec.name, seconds,
+                result.rows.append(EvalRow(ds.name, item.name, label, seconds,
                                            {n: values[n] for n in names}, cached))
                 bar.update(1)
     bar.close()
