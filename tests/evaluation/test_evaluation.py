@@ -105,3 +105,56 @@ def test_eval_cli(tiny_dataset, tmp_path, capsys):
         assert len(list(csv.DictReader(fh))) == 8
     code = main(["eval", "--data", str(tiny_dataset), "--methods", "nope", "-o", str(tmp_path / "r")])
     assert code == 1
+
+
+def test_variants_run_under_their_label_with_their_options(tiny_dataset, tmp_path):
+    config = EvalConfig(methods=["sml"], out_dir=tmp_path / "r", metrics=["PSNR_GT"], progress=False,
+                        variants={"sml-r1": ("sml", {"window_radius": 1})})
+    result = evaluate([tiny_dataset], config)
+    by = {(r.item, r.method): r for r in result.rows}
+    assert {m for _, m in by} == {"sml", "sml-r1"} and result.method_runs == 8
+    # a different option is a different result (the label is not just a copy of the method)
+    assert by[("s0", "sml")].values["PSNR_GT"] != by[("s0", "sml-r1")].values["PSNR_GT"]
+    assert (tmp_path / "r" / "cache" / "tiny" / "sml-r1" / "s0.png").exists()
+
+
+def test_variant_errors_before_any_work(tiny_dataset, tmp_path):
+    from mfif.errors import InputError
+
+    for variants, message in [({"gff": ("sml", {})}, "clashes"), ({"v": ("nope", {})}, "unknown method"),
+                              ({"v": ("sml", {"no_such_option": 1})}, "no option")]:
+        config = EvalConfig(methods=["average"], out_dir=tmp_path / "r", progress=False, variants=variants)
+        with pytest.raises(InputError, match=message):
+            evaluate([tiny_dataset], config)
+    assert not (tmp_path / "r" / "cache").exists()
+
+
+def test_variant_cli_parsing(tiny_dataset, tmp_path, capsys):
+    from mfif.evaluation.cli import parse_variant
+
+    assert parse_variant("ba-initial=ba:refine=false") == ("ba-initial", ("ba", {"refine": False}))
+    assert parse_variant("x=sml:window-radius=2:area=0.5") == ("x", ("sml", {"window_radius": 2, "area": 0.5}))
+    code = main(["eval", "--data", str(tiny_dataset), "--methods", "average", "--variant", "sml-r1=sml:window_radius=1",
+                 "--metrics", "EN", "-o", str(tmp_path / "r")])
+    assert code == 0
+    with open(tmp_path / "r" / "results.csv") as fh:
+        assert {row["method"] for row in csv.DictReader(fh)} == {"average", "sml-r1"}
+    assert main(["eval", "--data", str(tiny_dataset), "--variant", "justalabel", "-o", str(tmp_path / "r2")]) == 1
+    assert "LABEL=METHOD" in capsys.readouterr().err
+
+
+def test_cache_follows_content_not_path_or_mtime(tiny_dataset, tmp_path):
+    import os
+    import shutil
+
+    config = EvalConfig(methods=["average"], out_dir=tmp_path / "r", metrics=["EN"], progress=False,
+                        cache_dir=tmp_path / "cache")
+    evaluate([tiny_dataset], config)
+    moved = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(tiny_dataset, moved)  # new path, new mtimes, same bytes
+    for f in moved.rglob("*.png"):
+        os.utime(f, (1, 1))
+    assert evaluate([moved], config).method_runs == 0
+    gt = textured_image(48, 64, 3, seed=77)
+    write_image(moved / "s0_A.png", gt)  # changed content: only this item is recomputed
+    assert evaluate([moved], config).method_runs == 1
