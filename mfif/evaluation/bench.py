@@ -118,15 +118,33 @@ def time_cli(method: str, size: int) -> float | None:
         return elapsed if proc.returncode == 0 else None
 
 
+def predicted_peak_mb(row: BenchRow, size: int) -> float | None:
+    """Peak RSS at ``size`` extrapolated from a measured smaller size: the method's own memory
+    (peak - base) grows with the pixel count, the base (imports, weights) does not."""
+    if row.error or row.peak_mb is None or row.base_mb is None:
+        return None
+    return row.base_mb + (row.peak_mb - row.base_mb) * (size / row.size) ** 2
+
+
 def benchmark(methods: list[str], sizes: list[int], *, repeats: int = 3, device: str = "cpu",
-              cli: bool = True, progress: bool = True) -> list[BenchRow]:
+              cli: bool = True, progress: bool = True, memory_budget_mb: float | None = None) -> list[BenchRow]:
+    """One row per (method, size). With ``memory_budget_mb``, a size whose peak RSS, extrapolated
+    from the largest smaller size measured, exceeds the budget is skipped (reported, not run)."""
     from tqdm import tqdm
 
     rows = []
     for method in tqdm(methods, desc="bench", unit="method", disable=None if progress else True):
-        for size in sizes:
+        previous = None
+        for size in sorted(sizes):
+            predicted = predicted_peak_mb(previous, size) if previous is not None else None
+            if memory_budget_mb is not None and predicted is not None and predicted > memory_budget_mb:
+                rows.append(BenchRow(method, size, None, None, None,
+                                     error=f"skipped: ~{predicted:.0f} MB predicted from {previous.size} "
+                                           f"> {memory_budget_mb:.0f} MB budget (use tiles: mfif fuse --tile)"))
+                continue
             row = run_one(method, size, repeats, device)
-            if cli and size == sizes[0] and row.error == "":
+            previous = row if row.error == "" else previous
+            if cli and size == min(sizes) and row.error == "":
                 row.cli_seconds = time_cli(method, size)
             rows.append(row)
     return rows

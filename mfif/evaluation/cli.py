@@ -34,6 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI timing")
+    p.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="skip a size whose peak RSS, extrapolated from the previous size, exceeds MB")
     p.add_argument("-o", "--output", default="bench-out", metavar="DIR")
     p.set_defaults(func=run_bench)
 
@@ -89,7 +91,8 @@ def run_bench(args: argparse.Namespace) -> int:
         raise InputError(f"--sizes expects comma-separated integers, got '{args.sizes}'") from None
     if not sizes or min(sizes) < 16:
         raise InputError("--sizes needs at least one size >= 16")
-    rows = benchmark(methods, sizes, repeats=args.repeats, device=args.device, cli=not args.no_cli)
+    rows = benchmark(methods, sizes, repeats=args.repeats, device=args.device, cli=not args.no_cli,
+                     memory_budget_mb=args.memory_budget)
     print(format_table(rows))
     paths = write_outputs(rows, Path(args.output))
     print(f"saved {paths['csv']} and {paths['plot']}")

@@ -21,3 +21,13 @@ def test_bench_cli_writes_csv_and_plot(tmp_path, capsys):
     assert code == 0 and "average" in out
     assert (tmp_path / "bench.csv").read_text().count("\n") == 2 and (tmp_path / "bench.png").exists()
     assert main(["bench", "--methods", "nope"]) == 1
+
+
+def test_memory_budget_skips_sizes_predicted_over_it():
+    from mfif.evaluation.bench import BenchRow, benchmark, predicted_peak_mb
+
+    # method memory 100 MB at 100 px -> 400 MB at 200 px, plus the 50 MB base
+    assert predicted_peak_mb(BenchRow("m", 100, 1.0, 150.0, 50.0), 200) == 450.0
+    rows = benchmark(["average"], [96, 48], repeats=1, cli=False, progress=False, memory_budget_mb=1.0)
+    assert [r.size for r in rows] == [48, 96]
+    assert rows[0].error == "" and rows[1].error.startswith("skipped:") and "budget" in rows[1].error
