@@ -5,10 +5,10 @@
 Synthetic stack: one textured image, frame i sharp in vertical band i (Gaussian blur elsewhere),
 shifted by up to +-2 px and scaled by focus breathing (0.1 % per frame), saved as JPEG (quality 95).
 Each (method, N) runs ``mfif.stacking.fuse_stack`` with alignment on, in a fresh subprocess that
-reports its own peak RSS (``ru_maxrss``). By default a pair runs the method itself (all its maps,
-all in memory) and N > 2 the running reduction; for N = 2 the running reduction is also measured
-(``stream=True``), so the table shows both the default path and the reduction alone; a child that only imports mfif and reads one frame gives
-the baseline. For comparison the table also shows the bytes of N frames held in memory as float32.
+reports its own peak RSS (``ru_maxrss``). Every N, a pair included, takes the running reduction by
+default (``mfif.stacking.fuse_frames``); were a pair to take another path, the reduction alone
+would also be measured for it (``stream=True``). A child that only imports mfif and reads one frame
+gives the baseline. For comparison the table also shows the bytes of N frames held in memory as float32.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def main() -> None:
                     streamed.append(r["rss_mb"])
                 print(f"{method:<10} {n:>4} {r['rss_mb']:>12.0f} {n * frame_mb:>16.0f} {r['seconds']:>8.1f}  {r['merge']}",
                       flush=True)
-                if n <= 2:  # a pair runs the method itself by default; also measure the running reduction
+                if n <= 2 and r["merge"] != "running reduction":  # also measure the reduction alone
                     r = run_child(folder, method, n, stream=True)
                     streamed.append(r["rss_mb"])
                     print(f"{method:<10} {n:>4} {r['rss_mb']:>12.0f} {n * frame_mb:>16.0f} {r['seconds']:>8.1f}  "

@@ -122,8 +122,11 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
                              "without --align)")
     start = time.perf_counter()
     tile = "auto" if args.tile is None else (args.tile or None)
+    # a pair with --save-map runs the method itself (all its maps); otherwise the running
+    # reduction where the method has one (memory flat in the number of frames)
+    stream = False if (save_map and len(paths) == 2 and spec.stream) else None
     sr = fuse_stack(paths, spec.name, align=align, align_options=_align_options(args), tile=tile,
-                    batch_frames=args.batch_frames, **options)
+                    batch_frames=args.batch_frames, stream=stream, **options)
     result, frames = sr.result, sr.frames
     bit_depth = args.bit_depth or frames.bit_depth
     write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif)

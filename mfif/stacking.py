@@ -13,16 +13,17 @@
      ``laplacian`` 3, ``dct-cv`` 3 passes). Passes over the frames keep the best score, the frame
      index, vote counts and running sums; the result equals the all-in-memory method up to float
      rounding (tested); peak memory is a few full-size maps whatever N is.
-  2. *all in memory* — a pair, or any method without a stream function when N <= ``batch_frames``:
-     the method itself (all its maps).
+  2. *all in memory* — any method without a stream function when N <= ``batch_frames``, or
+     ``stream=False`` (the CLI's ``--save-map`` on a pair): the method itself (all its maps).
   3. *batches* — methods without a stream function (today: the learned ones) when
      N > ``batch_frames``: frames 0..k-1 are fused, then the running result with the next k-1
      frames, and so on (a series fold in input order; the depth map is composed through the
      folds). Memory is bounded by k frames; the result depends (a little) on k and the order.
 
-  Large images run tile by tile (:mod:`mfif.tiling`) when ``tile`` is given (pairs and the batch
-  path; global steps on the full-size decision map); the running reductions of ``gff`` and ``sml``
-  run their per-frame filters tile by tile themselves, the others work on whole frames.
+  Large images run tile by tile (:mod:`mfif.tiling`) when ``tile`` is given (the in-memory and
+  batch paths, every method, learned ones included; global steps on the full-size decision map);
+  the running reductions of ``gff`` and ``sml`` run their per-frame filters tile by tile
+  themselves, the others work on whole frames.
 - **save**: fused image (16-bit from 16-bit input), depth map (:func:`write_depth_map`: colour
   PNG + raw 16-bit frame index), EXIF from the reference frame (see :func:`mfif.io.write_image`),
   transforms (:meth:`mfif.align.Alignment.save`).
@@ -298,9 +299,11 @@ def fuse_frames(frames, method: str = "gff", options=None, *, tile: int | str | 
         tile: tile size for in-memory / batch merging of large images (None: whole image;
             ``"auto"``: :func:`auto_tile`).
         batch_frames: frames fused at once by methods without a running reduction.
-        stream: force (True) or forbid (False) the running reduction; None = use it when the method
-            has one and N > 2 (``tile`` then sets the tiles of its per-frame filters, where it has
-            them). A pair runs the method itself (all its maps are returned), tiled when asked.
+        stream: force (True) or forbid (False) the running reduction; None = use it whenever the
+            method has one, a pair included, so peak memory is the same for 2 and 100 frames
+            (``tile`` then sets the tiles of its per-frame filters, where it has them). The
+            reduction returns the fused image and the decision map; ``stream=False`` runs the
+            method itself on the frames in memory (all its maps), tiled when asked.
     """
     spec = get_method(method)
     opts = options if options is not None else spec.make_options(**overrides)
@@ -315,7 +318,7 @@ def fuse_frames(frames, method: str = "gff", options=None, *, tile: int | str | 
         import importlib
 
         stream_fn = getattr(importlib.import_module(spec.module), spec.stream)
-    use_stream = stream_fn is not None and (stream if stream is not None else n > 2)
+    use_stream = stream_fn is not None and (stream if stream is not None else True)
     if stream and stream_fn is None:
         raise InputError(f"method '{spec.name}' has no running reduction; it merges in batches")
     if use_stream:

@@ -25,11 +25,16 @@ dwt           ~ 2 * dec_len * 2^levels                               2^levels
 dct-cv        block * (consistency + 1)                              block
 ============  =====================================================  ==============
 
-Learned methods plug in through ``MethodSpec.tile_plan``. A method without a plan still runs in
-tiles when asked (``--tile``; never automatically) with a generic 96-pixel halo, its own global
-steps then running per tile; a warning says the result only approximates one pass.
+The learned methods' plans (halo >= the network's receptive field, global steps on the full-size
+map) are in :mod:`mfif.learned.tile_plans`, with their own table; other methods may plug in through
+``MethodSpec.tile_plan``. Pairwise methods that fold more than two frames in series (``ba``,
+``cnn`` with ``mode="series"``) have a global step per fold: their plan says ``series=True`` and
+the pair plan runs once per fold on the full-size running result. A method without a plan still
+runs in tiles when asked (``--tile``; never automatically) with a generic 96-pixel halo, its own
+global steps then running per tile; a warning says the result only approximates one pass.
 
-The tiled result equals the one-pass result to within 1/255 (tested for every classical method).
+The tiled result equals the one-pass result to within 1/255 (tested for every classical method and
+for ``cnn-slight``, ``hf-seg``, ``ba`` and ``ifcnn-max``).
 """
 from __future__ import annotations
 
@@ -60,6 +65,8 @@ class TilePlan:
         finish: (stack_tile, decision_tile, options) -> FusionResult (local).
         finish_halo: halo of ``finish`` (default: ``halo``).
         approximate: the plan is a guess (a method without a declared receptive field).
+        series: more than two frames are folded pairwise in input order, with a global step per
+            fold: the plan of a pair runs once per fold on the full-size running result.
     """
 
     halo: int
@@ -70,6 +77,7 @@ class TilePlan:
     finish: Callable | None = None
     finish_halo: int | None = None
     approximate: bool = False
+    series: bool = False
 
 
 GENERIC_HALO = 96
@@ -116,9 +124,20 @@ def _plan_dct(o, shape):
     return TilePlan(halo=o.block * (max(o.consistency, 0) + 1), grid=o.block, options=o)
 
 
+def _plan_learned(name: str) -> Callable[[Any, tuple], TilePlan]:
+    def plan(o, shape):
+        from mfif.learned.tile_plans import PLANS  # imports torch: only when a learned method tiles
+
+        return PLANS[name](o, shape)
+
+    return plan
+
+
 _PLANS: dict[str, Callable[[Any, tuple], TilePlan]] = {
     "average": _plan_average, "gff": _plan_gff, "sml": _plan_sml, "laplacian": _plan_laplacian,
     "dwt": _plan_dwt, "dct-cv": _plan_dct,
+    **{name: _plan_learned(name)
+       for name in ("cnn", "cnn-slight", "ba", "hf-seg", "hf-reg", "ifcnn-max", "ifcnn-mean", "ifcnn-sum")},
 }
 
 
@@ -135,6 +154,9 @@ def tile_plan(spec: MethodSpec, options, shape: tuple[int, ...]) -> TilePlan:
         plan = TilePlan(halo=GENERIC_HALO, grid=16, options=options, approximate=True)
     if plan.options is None:
         plan.options = options
+    if plan.approximate and (spec.tile_plan or spec.name in _PLANS):
+        warnings.warn(f"method '{spec.name}' with these options has a non-local step: tiles only approximate one pass",
+                      stacklevel=3)
     return plan
 
 
@@ -202,6 +224,30 @@ def _run_local(stack: np.ndarray, tile: int, halo: int, grid: int, overlap: int,
     return fused, (decision if have_decision else None)
 
 
+def _tiled_once(stack: np.ndarray, plan: TilePlan, function: Callable, tile: int, overlap: int):
+    n = stack.shape[0]
+    opts = plan.options
+    if plan.decide is None:
+        fused, decision = _run_local(stack, tile, plan.halo, plan.grid, overlap, lambda st, _r: function(st, opts))
+        info = {"tiles": tile, "halo": plan.halo, **({"approximate": True} if plan.approximate else {})}
+        return fused, decision, info
+    h, w = stack.shape[2:]
+    decision = np.zeros((h, w), np.int32)
+    for y0, y1, x0, x1 in _tiles(h, w, tile):
+        ey0, ey1 = _extend(y0, y1, plan.halo, plan.grid, h)
+        ex0, ex1 = _extend(x0, x1, plan.halo, plan.grid, w)
+        d = plan.decide(stack[:, :, ey0:ey1, ex0:ex1], opts)
+        decision[y0:y1, x0:x1] = d[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
+    if plan.global_step is not None:
+        decision = plan.global_step(decision, n, opts)
+    halo2 = plan.finish_halo if plan.finish_halo is not None else plan.halo
+    fused, _ = _run_local(stack, tile, halo2, plan.grid, overlap,
+                          lambda st, r: plan.finish(st, decision[r[0]:r[1], r[2]:r[3]], opts),
+                          want_decision=False)
+    info = {"tiles": tile, "halo": plan.halo, "finish_halo": halo2, "global_step": "full-size decision map"}
+    return fused, decision, info
+
+
 def tiled_fusion(stack: np.ndarray, spec: MethodSpec, options, *, tile: int = 1024, overlap: int = 32) -> FusionResult:
     """Fuse (N, C, H, W) tile by tile with ``spec``'s method; returns fused (C, H, W) and the
     decision map (H, W) (no per-frame weight maps).
@@ -214,26 +260,23 @@ def tiled_fusion(stack: np.ndarray, spec: MethodSpec, options, *, tile: int = 10
         raise InputError(f"tile size must be at least 16 pixels, got {tile}")
     n = stack.shape[0]
     plan = tile_plan(spec, options, stack.shape)
-    opts = plan.options
     function, _ = spec.load()
-    if plan.decide is None:
-        fused, decision = _run_local(stack, tile, plan.halo, plan.grid, overlap, lambda st, _r: function(st, opts))
-        info = {"tiles": tile, "halo": plan.halo, **({"approximate": True} if plan.approximate else {})}
+    if plan.series and n > 2:
+        # pairwise fold in input order, each fold tiled with its global step on the full-size map;
+        # the decision map follows the folds (a pixel kept from the running result keeps its frame)
+        current = stack[0]
+        decision = np.zeros(stack.shape[2:], np.int32)
+        for k in range(1, n):
+            pair = np.stack([current, stack[k]])
+            fused, d, info = _tiled_once(pair, tile_plan(spec, options, pair.shape), function, tile, overlap)
+            del pair
+            if d is not None:
+                decision = np.where(np.asarray(d) == 0, decision, k).astype(np.int32)
+            current = fused
+        fused = current
+        info["series"] = f"{n - 1} pairwise folds in input order"
     else:
-        h, w = stack.shape[2:]
-        decision = np.zeros((h, w), np.int32)
-        for y0, y1, x0, x1 in _tiles(h, w, tile):
-            ey0, ey1 = _extend(y0, y1, plan.halo, plan.grid, h)
-            ex0, ex1 = _extend(x0, x1, plan.halo, plan.grid, w)
-            d = plan.decide(stack[:, :, ey0:ey1, ex0:ex1], opts)
-            decision[y0:y1, x0:x1] = d[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
-        if plan.global_step is not None:
-            decision = plan.global_step(decision, n, opts)
-        halo2 = plan.finish_halo if plan.finish_halo is not None else plan.halo
-        fused, _ = _run_local(stack, tile, halo2, plan.grid, overlap,
-                              lambda st, r: plan.finish(st, decision[r[0]:r[1], r[2]:r[3]], opts),
-                              want_decision=False)
-        info = {"tiles": tile, "halo": plan.halo, "finish_halo": halo2, "global_step": "full-size decision map"}
+        fused, decision, info = _tiled_once(stack, plan, function, tile, overlap)
     return FusionResult(fused=np.clip(fused, 0.0, 1.0), decision=None if decision is None else decision.astype(np.int64),
                         info=info)
 

@@ -63,3 +63,15 @@ def test_batch_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code = main(["fuse", "--batch", str(tmp_path / "empty"), "-o", str(tmp_path / "out")])
     assert code == 1 and "no subfolders with image files" in capsys.readouterr().err
+
+
+def test_batch_reports_a_stack_with_frames_of_different_sizes(tmp_path, capsys):
+    root = tmp_path / "stacks"
+    _stack(root / "a_mixed", 3, 0)
+    Image.fromarray(np.zeros((40, 64, 3), np.uint8)).save(root / "a_mixed" / "f2.png")
+    _stack(root / "b_good", 2, 1)
+    code = main(["fuse", "--batch", str(root), "-o", str(tmp_path / "out"), "-m", "average", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and (tmp_path / "out" / "b_good.png").exists()
+    assert not (tmp_path / "out" / "a_mixed.png").exists()
+    assert "1 failed: a_mixed" in err and "size 64x40 differs" in err and "Traceback" not in err

@@ -241,3 +241,33 @@ def test_running_reduction_in_tiles_equals_in_memory(method):
     tiled = getattr(module, spec.stream)(list(stack), spec.make_options(), tile=40)
     np.testing.assert_allclose(tiled.fused, full.fused, atol=1e-5)
     np.testing.assert_array_equal(tiled.decision, full.decision)
+
+
+@pytest.mark.parametrize("method", ["gff", "sml"])
+def test_a_pair_merges_with_the_running_reduction_by_default(method):
+    """Peak memory flat in N includes N = 2: a pair takes the running reduction too (traced numpy
+    allocations of a pair within 20 % of 12 frames), with the method's result."""
+    import tracemalloc
+
+    stack, _ = band_stack(n=2, h=96, w=120)
+    full = METHODS[method].load()[0](stack, METHODS[method].make_options())
+    pair = fuse_frames(list(stack), method)
+    assert pair.info["merge"] == "running reduction"
+    np.testing.assert_allclose(pair.fused, full.fused, atol=1e-5)
+    assert fuse_frames(list(stack), method, stream=False).weights is not None  # all maps on request
+    peaks = {}
+    for n in (2, 12):
+        frames = list(band_stack(n=n, h=96, w=120)[0])
+        tracemalloc.start()
+        fuse_frames(frames, method)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[2] <= 1.2 * peaks[12] and peaks[12] <= 1.2 * peaks[2], peaks
+
+
+def test_cli_save_map_of_a_pair_keeps_the_weight_maps(tmp_path, capsys):
+    stack, _ = band_stack(n=2)
+    paths = _save_frames(stack, tmp_path / "in")
+    assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "o.png"), "-m", "gff", "--save-map",
+                 str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "m.png").exists() and (tmp_path / "m_weight0.png").exists()
