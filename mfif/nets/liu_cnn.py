@@ -147,6 +147,31 @@ class LiuCNN(nn.Module):
             x = valid_conv(x, layer.weight, bias)
         return x
 
+    def symmetric_focus(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        """Order-independent focus probability of A from features (B, 256, h, w) of A and B:
+        ``(p(A, B) + 1 - p(B, A)) / 2`` -> (B, h-7, w-7). Swapping ``fa`` and ``fb`` gives 1 - the result.
+
+        Both orders share the per-image work. Slight: the output layer is linear, so only the
+        logit difference z1 - z0 = a * f_A + b * f_B + c is needed; one 2-output 8x8 convolution of
+        each image gives a * f and b * f, so both orders together cost what one order costs with
+        the 2-logit layer. Original: the ReLU after fc1 prevents sharing, so both orders run
+        :meth:`head_dense` (as one batch): two fc1 passes, the most expensive layer. (Splitting fc1
+        by branch, :meth:`head_halves`, has the same FLOPs and measured no faster.)"""
+        n = fa.shape[0]
+        x = torch.cat([fa, fb], dim=0)
+        if self.variant == "slight":
+            w = self.out.weight[1] - self.out.weight[0]  # (512, 8, 8): logit difference
+            g = valid_conv(x, torch.stack([w[:256], w[256:]]))  # (2B, 2, h', w'): a * f, b * f
+            c = (self.out.bias[1] - self.out.bias[0]) if self.use_output_bias else 0.0
+            d_ab = g[:n, 0] + g[n:, 1] + c
+            d_ba = g[n:, 0] + g[:n, 1] + c
+            p_ab, p_ba = torch.sigmoid(d_ab), torch.sigmoid(d_ba)
+        else:
+            p = logits_to_focus(self.head_dense(x, torch.cat([fb, fa], dim=0)))
+            p_ab, p_ba = p[:n], p[n:]
+        # 0.5 + (p_ab - p_ba) / 2: swapping A and B negates the bracket exactly
+        return 0.5 + 0.5 * (p_ab - p_ba)
+
     def head_patch(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
         """Features (B, 256, 8, 8) of A and B -> logits (B, 2) (fc layers as matrix products)."""
         x = torch.cat([fa, fb], dim=1).flatten(1)

@@ -17,8 +17,8 @@ import torch
 from mfif.errors import WeightsError
 from mfif.learned.liu_cnn import (LiuCNNOptions, focus_map_from_scores, liu_cnn_fusion, pair_score_map,
                                   pairwise_score_maps)
-from mfif.nets.liu_cnn import (CONTEXT, LiuCNN, build_liu_cnn, flops_per_pair, load_mat_weights, save_liu_weights,
-                               score_map_size)
+from mfif.nets.liu_cnn import (CONTEXT, LiuCNN, build_liu_cnn, flops_per_pair, load_mat_weights, logits_to_focus,
+                               save_liu_weights, score_map_size)
 from tests.helpers import gaussian_blur, textured_image
 
 PARITY_PAIRS = {
@@ -83,6 +83,22 @@ def test_dense_scores_equal_windowed_evaluation(variant):
     torch.testing.assert_close(win, expected, rtol=1e-4, atol=1e-4)
     checked = len(pos)
     assert checked >= 20
+
+
+@pytest.mark.parametrize("variant, output_bias", [("slight", True), ("slight", False), ("original", True)])
+def test_symmetric_focus_equals_both_orders(variant, output_bias):
+    """The shared-work symmetric head equals (p(A, B) + 1 - p(B, A)) / 2 from two full head passes,
+    and swapping the features gives 1 - it."""
+    net = _random_net(variant, seed=4)
+    net.use_output_bias = output_bias
+    with torch.no_grad():
+        fa, fb = net.branch(torch.rand(2, 1, 30, 26)).split(1)
+        p_ab = logits_to_focus(net.head_dense(fa, fb))
+        p_ba = logits_to_focus(net.head_dense(fb, fa))
+        sym, swapped = net.symmetric_focus(fa, fb), net.symmetric_focus(fb, fa)
+    assert sym.shape == p_ab.shape == (1, 8, 6)
+    torch.testing.assert_close(sym, 0.5 * (p_ab + 1.0 - p_ba), rtol=0, atol=1e-5)
+    torch.testing.assert_close(sym + swapped, torch.ones_like(sym), rtol=0, atol=1e-6)
 
 
 def test_strips_equal_single_pass():
@@ -213,6 +229,23 @@ def test_shipped_weights_find_the_sharp_half(method):
     assert ((res.decision == 0) == mask).mean() > 0.9
 
 
+def test_shipped_weights_are_commutative():
+    """Issue #5: swapping A and B gives the same fused image. Our weights score both orders by
+    default (``symmetric=None`` -> on), so the score maps are complementary and the fused images equal."""
+    from tests.helpers import complementary_pair
+
+    gt = textured_image(48, 64, channels=1, seed=11)
+    a, b, _ = complementary_pair(gt, sigma=1.0)
+    stack = np.stack([a, b])
+    opts = LiuCNNOptions(variant="slight")  # the shipped slight weights
+    ab, ba = liu_cnn_fusion(stack, opts), liu_cnn_fusion(stack[::-1].copy(), opts)
+    assert ab.info["symmetric"] is True
+    np.testing.assert_allclose(ab.score + ba.score, 1.0, atol=1e-6)
+    np.testing.assert_array_equal(ab.decision, 1 - ba.decision)
+    np.testing.assert_allclose(ab.fused, ba.fused, atol=1e-5)
+    assert liu_cnn_fusion(stack, LiuCNNOptions(variant="slight", symmetric=False)).info["symmetric"] is False
+
+
 # ---------------------------------------------------------------------------------------------
 # parity with the authors' pipeline
 
@@ -268,13 +301,15 @@ def test_commutativity(shared_dir, mat_path, symmetric, min_ssim):
 @pytest.mark.shared
 @pytest.mark.parametrize("weights", ["authors", "shipped"])
 def test_commutativity_mean_over_parity_pairs(shared_dir, mat_path, weights):
-    """Mean fused SSIM between the two orders over the four parity pairs, the paper's pipeline
-    (measured: authors' slight 0.99994, our shipped slight 0.99994; g_01 alone 0.99980 / 0.99985)."""
+    """Mean fused SSIM between the two orders over the four parity pairs, the paper's one-order
+    pipeline (``symmetric=False``; measured: authors' slight 0.99994, our shipped slight 0.99994;
+    g_01 alone 0.99980 / 0.99985). Our weights' default (symmetric) is exact: see
+    test_shipped_weights_are_commutative."""
     from skimage.metrics import structural_similarity
 
     from mfif.io import read_stack
 
-    opts = LiuCNNOptions(variant="slight", weights=str(mat_path) if weights == "authors" else None)
+    opts = LiuCNNOptions(variant="slight", weights=str(mat_path) if weights == "authors" else None, symmetric=False)
     values = []
     for name in PARITY_PAIRS:
         base = shared_dir / "data" / PARITY_PAIRS[name]
@@ -326,6 +361,7 @@ def test_method_table_and_api(mat_path):
     a, b = gt.copy(), gaussian_blur(gt, 2.0)
     res = mfif.fuse([a, b], method="cnn-slight", weights=str(mat_path))
     assert res.fused.shape == (3, 48, 64) and res.decision.shape == (48, 64)
+    assert res.info["symmetric"] is False  # the authors' weights: the paper's one-order pipeline by default
     assert set(res.maps) >= {"focus", "initial", "refined"}
 
 
