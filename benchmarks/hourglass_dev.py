@@ -1,7 +1,7 @@
 """Dev-set evaluation of HF-Seg / HF-Reg / HF-Reg+Near next to ``cnn`` and ``gff`` (issue 8).
 
     python benchmarks/hourglass_dev.py --devset runs/devset --out benchmarks/results/hourglass_dev \
-        [--parts synth,stacks,real] [--limit N] [--max-minutes M] [--seg-weights F] [--reg-weights F]
+        [--parts synth,stacks,real,comm] [--limit N] [--max-minutes M] [--seg-weights F] [--reg-weights F]
 
 Parts (rows are appended to ``OUT/<part>.jsonl`` as they are computed; a rerun skips done items):
 
@@ -14,6 +14,10 @@ Parts (rows are appended to ``OUT/<part>.jsonl`` as they are computed; a rerun s
 - ``real``: ../shared/data/mf-real (liu-grayscale; sesf-extra without the Savic/TID pairs, which
   are larger copies of mfifb's savic_*; mfifb without stand_* and newspaper, half-size copies of
   liu-grayscale): Q_MI, Q_G (ZL), Q_G_yl, Q_Y_yl, Q_CB, and the commutativity error.
+- ``comm``: the commutativity error alone (no gff / cnn), for HF-Seg, HF-Reg and HF-Reg+Near, on
+  every synthetic pair (with their PSNR_GT / SSIM_GT) and every real pair of ../shared/data/mf-real,
+  the 90 of ``real`` first and then the 19 copies it leaves out (rows flagged ``duplicate``), so a
+  time-limited run covers the deduplicated set first. Rows go to ``OUT/comm.jsonl``.
 
 ``cnn`` runs when its shipped weights exist (else ``cnn-slight``'s, else it is left out; the
 summary says which). A summary table is written to ``OUT/summary.md``.
@@ -74,6 +78,16 @@ def real_pairs(mf_real: Path) -> list[tuple[str, Path, Path, None]]:
         if not name.startswith("stand_") and name != "newspaper":
             items.append((f"mfifb/{name}", a, b, None))
     return items
+
+
+def all_real_pairs(mf_real: Path) -> list[tuple[str, Path, Path, bool]]:
+    """Every pair of ``mf_real``'s sub-folders as (name, A, B, duplicate): the :func:`real_pairs`
+    set first (duplicate False), then the copies it leaves out (duplicate True)."""
+    kept = [(name, a, b, False) for name, a, b, _ in real_pairs(mf_real)]
+    names = {k[0] for k in kept}
+    extra = [(f"{sub.name}/{name}", a, b, True) for sub in sorted(p for p in mf_real.iterdir() if p.is_dir())
+             for name, a, b, _ in _pairs(sub) if f"{sub.name}/{name}" not in names]
+    return kept + extra
 
 
 class Runner:
@@ -173,6 +187,65 @@ def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: 
               flush=True)
 
 
+def run_comm(runner: Runner, devset: Path, mf_real: Path, out: Path, deadline: float, limit: int) -> None:
+    """Commutativity MSE f(A, B) vs f(B, A) of hf-seg, hf-reg, hf-reg+near (see the module docstring)."""
+    done = _done(out)
+    synth = [(f"synth/{n}", a, b, gt, False) for n, a, b, gt in _pairs(devset / "pairs")]
+    real = [(f"real/{n}", a, b, None, dup) for n, a, b, dup in all_real_pairs(mf_real)]
+    items = (synth[:limit] + real[:limit]) if limit else synth + real
+    for name, a_path, b_path, gt_path, dup in items:
+        if name in done:
+            continue
+        if time.time() > deadline:
+            print(f"time budget reached before {name}")
+            return
+        stack = read_stack([a_path, b_path]).images
+        ab, ba = stack, stack[::-1].copy()
+        fused, comm = {}, {}
+        s1 = mfif.fuse(ab, method="hf-seg", **runner.seg_opts).fused
+        s2 = mfif.fuse(ba, method="hf-seg", **runner.seg_opts).fused
+        fused["hf-seg"], comm["hf-seg"] = s1, _mse(s1, s2)
+        r1 = mfif.fuse(ab, method="hf-reg", near=True, **runner.reg_opts)
+        r2 = mfif.fuse(ba, method="hf-reg", near=True, **runner.reg_opts)
+        fused["hf-reg"], comm["hf-reg"] = r1.maps["regressed"], _mse(r1.maps["regressed"], r2.maps["regressed"])
+        fused["hf-reg+near"], comm["hf-reg+near"] = r1.fused, _mse(r1.fused, r2.fused)
+        row = {"item": name, "duplicate": dup, "shape": list(stack.shape), "comm": comm}
+        if gt_path is not None:
+            gt = read_image(gt_path)
+            row["scores"] = {m: _score(list(GT_METRICS), stack, f, gt) for m, f in fused.items()}
+        _append(out, row)
+        print(f"{name}: " + ", ".join(f"{m} {v:.2e}" for m, v in comm.items()), flush=True)
+
+
+def _comm_summary(rows: list[dict]) -> list[str]:
+    lines = []
+    groups = (("synthetic pairs", [r for r in rows if r["item"].startswith("synth/")]),
+              ("real pairs, deduplicated (the `real` set)", [r for r in rows if r["item"].startswith("real/")
+                                                             and not r["duplicate"]]),
+              ("real pairs, all (with the copies)", [r for r in rows if r["item"].startswith("real/")]
+               if any(r.get("duplicate") for r in rows) else []))
+    lines.append("## commutativity: mean squared difference between f(A, B) and f(B, A)\n")
+    lines.append("| set | pairs | method | mean | median | max |")
+    lines.append("|---|---|---|---|---|---|")
+    for label, group in groups:
+        if not group:
+            continue
+        for m in group[0]["comm"]:
+            v = [r["comm"][m] for r in group]
+            lines.append(f"| {label} | {len(group)} | {m} | {_mean(v):.2e} | {_median(v):.2e} | {max(v):.2e} |")
+    synth = [r for r in rows if "scores" in r]
+    if synth:
+        lines.append(f"\nThe same run's synthetic scores ({len(synth)} pairs; mean (median)):\n")
+        lines.append("| method | " + " | ".join(GT_METRICS) + " |")
+        lines.append("|---" * (len(GT_METRICS) + 1) + "|")
+        for m in synth[0]["scores"]:
+            lines.append(f"| {m} | " + " | ".join(f"{_mean(r['scores'][m][k] for r in synth):.4f} "
+                                                  f"({_median(r['scores'][m][k] for r in synth):.4f})"
+                                                  for k in GT_METRICS) + " |")
+    lines.append("")
+    return lines
+
+
 def _mean(values) -> float:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
     return float(v.mean()) if v.size else float("nan")
@@ -212,6 +285,9 @@ def summarise(out_dir: Path, runner: Runner) -> str:
                          f"{_mean(r['results'][k]['psnr_reversed'] for r in rows):.2f} | "
                          f"{_mean(r['results'][k]['order_mse'] for r in rows):.2e} |")
         lines.append("")
+    path = out_dir / "comm.jsonl"
+    if path.is_file():
+        lines += _comm_summary([json.loads(x) for x in path.read_text().splitlines() if x.strip()])
     text = "\n".join(lines)
     (out_dir / "summary.md").write_text(text)
     return text
@@ -240,6 +316,8 @@ def main() -> None:
                           deadline, args.limit)
             elif part == "stacks":
                 run_stacks(runner, Path(args.devset), out / "stacks.jsonl", deadline, args.limit)
+            elif part == "comm":
+                run_comm(runner, Path(args.devset), Path(args.real), out / "comm.jsonl", deadline, args.limit)
             elif part == "real":
                 run_pairs(runner, real_pairs(Path(args.real)), out / "real.jsonl", list(REAL_METRICS), deadline, args.limit)
             else:

@@ -163,7 +163,7 @@ def main(argv=None) -> int:
         results["medical (max, medical mode)"] = run_set("medical", lim(items), labs, table, ("SF", "AG"), cache,
                                                          {"mode": "medical"})
     if "exposure" in sets:
-        items = [(Path(d).name, sorted(Path(d).glob("*.jpg")), None) for d in sorted(glob.glob(str(other / "multi-exposure" / "*/")))]
+        items = [(d.name, sorted(d.glob("*.jpg")), None) for d in sorted((other / "multi-exposure").iterdir()) if d.is_dir()]
         labs = [lab for lab in labels if lab.endswith("mean")]
         results["multi-exposure (mean, exposure mode)"] = run_set("exposure", lim(items), labs, table,
                                                                   ("SF", "AG", "MEF_SSIM"), cache, {"mode": "exposure"})

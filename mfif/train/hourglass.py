@@ -267,6 +267,9 @@ class HourglassTrainConfig:
         lr_final: final fraction of ``lr``.
         sigma: range of the Gaussian blur sigma (paper U(1, 5)).
         seed: seeds the weights and every batch (batch k = f(seed, k)).
+        init_weights: start from this weights file (an exported ``hf_<variant>.pt``, a ``best.pt``
+            or a ``checkpoint.pt``; its architecture must match) instead of the random init; the
+            optimiser and the schedule start afresh (a warm restart). Ignored by ``--resume``.
         train_root: folder with ``bsds500`` and ``coco128-seg``.
         val_count: BSDS500 val photos used for validation (0 = no validation).
         val_every: steps between validations.
@@ -293,6 +296,7 @@ class HourglassTrainConfig:
     lr_final: float = 0.02
     sigma: tuple[float, float] = (1.0, 5.0)
     seed: int = 0
+    init_weights: str = ""
     train_root: str = ""
     val_count: int = 12
     val_every: int = 250
@@ -402,6 +406,17 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _load_init_weights(net, cfg: HourglassTrainConfig) -> None:
+    """Load ``cfg.init_weights`` into ``net`` (fp16 files are widened); the architectures must match."""
+    from mfif.nets.hourglass import check_state_dict, read_hourglass_weights
+
+    state, info = read_hourglass_weights(cfg.init_weights)
+    if asdict(info.config) != asdict(net.config):
+        raise InputError(f"{cfg.init_weights}: holds the net {info.config}, but this run trains {net.config}")
+    check_state_dict(net, state, cfg.init_weights)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
 def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Run (or resume) one training run; returns a summary dict (also written to ``out/summary.json``).
 
@@ -440,6 +455,8 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
         opt.load_state_dict(ckpt["optimizer"])
         step, history, best = ckpt["step"], ckpt.get("history", []), ckpt.get("best")
         elapsed_before = ckpt.get("elapsed_s", 0.0)
+    elif cfg.init_weights:
+        _load_init_weights(net, cfg)
     data = HourglassPairs(scan_training_photos(cfg.train_root, "train"), cfg.crop, cfg.sigma)
     val = validation_pairs(cfg.train_root, cfg.val_count) if cfg.val_count > 0 else []
 

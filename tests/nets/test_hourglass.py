@@ -266,6 +266,22 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_thr
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
 
 
+def test_training_starts_from_init_weights(tmp_path, restore_threads):
+    root = _fake_train_root(tmp_path / "data")
+    cfg = _tiny_config(root, tmp_path / "warm", 1, "reg")
+    torch.manual_seed(11)  # not the run's seed: the random init would differ
+    start = HourglassNet(cfg.resolved().net_config())
+    save_hourglass_weights(start, tmp_path / "start.pt")  # fp16, as shipped
+    cfg.init_weights, cfg.lr = str(tmp_path / "start.pt"), 1e-9
+    train(cfg, progress=False)
+    got = torch.load(tmp_path / "warm" / "checkpoint.pt", weights_only=False)["model"]
+    for k, v in start.named_parameters():
+        assert torch.allclose(got[k], v.detach().half().float(), atol=1e-6), k
+    cfg.base, cfg.out = 8, str(tmp_path / "other")  # another architecture is refused
+    with pytest.raises(InputError, match="holds the net"):
+        train(cfg, progress=False)
+
+
 # ----------------------------------------------------------------------------------------------
 # weights
 
