@@ -40,10 +40,10 @@ def _tile(img: np.ndarray, h: int, label: str) -> np.ndarray:
     arr = np.moveaxis(np.clip(arr, 0, 1), 0, -1)
     w = max(1, round(arr.shape[1] * h / arr.shape[0]))
     out = cv2.resize(arr, (w, h), interpolation=cv2.INTER_AREA)
-    out = np.ascontiguousarray(out)
+    out = np.ascontiguousarray(np.round(out * 255).astype(np.uint8))  # OpenCV 5 draws text on 8-bit only
     cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (1, 1, 1), 1, cv2.LINE_AA)
-    return out
+    cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return out.astype(np.float32) / 255
 
 
 def main(argv=None) -> int:
