@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         vals = [v for v in (score_item(pairs, cache, it, label, args.width) for it in items) if v is not None]
         rows[label] = vals
     common = min((len(v) for v in rows.values()), default=0)
-    lines = [f"PSNR vs ground truth over the whole image and within {args.width:g} px of the true focus "
+    lines = [f"RGB PSNR (all channels; the eval's PSNR_GT is on grey) vs ground truth over the whole image and within {args.width:g} px of the true focus "
              f"boundary; synthetic dev set `{args.dataset}` ({len(items)} items; n = items each method has "
              "in the cache). acc_band: fraction of band pixels (where the sources differ) whose fused value "
              "is nearer the in-focus source.", "",
