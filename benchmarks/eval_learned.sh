@@ -33,3 +33,6 @@ mfif eval --data $SHARED/data/mf-real/liu-grayscale --data scratch/devset-sub/de
 python benchmarks/boundary_band.py --devset "$DEVSET" --cache "$CACHE" \
   --labels gff,sml,cnn-slight,cnn-slight-authors,ba,ba-initial,hf-seg,hf-reg,hf-reg-near,ifcnn-max,ifcnn-max-authors \
   --out "$OUT/boundary_band.md"
+{ echo; echo 'The original `cnn` on the first 40 dev pairs (`--dataset devset-pairs40`):'; echo;
+  python benchmarks/boundary_band.py --devset "$DEVSET" --cache "$CACHE" --dataset devset-pairs40 \
+    --labels gff,cnn-slight,cnn,ba,ba-initial | sed -n '/^| method/,$p'; } >> "$OUT/boundary_band.md"
