@@ -89,16 +89,49 @@ def _worker(method: str, size: int, repeats: int, device: str) -> dict:
     return {"seconds": statistics.median(times), "peak_mb": peak, "base_mb": base}
 
 
-def run_one(method: str, size: int, repeats: int = 3, device: str = "cpu", timeout: float = 900) -> BenchRow:
-    cmd = [sys.executable, "-m", "mfif.evaluation.bench", "--worker", method, str(size), str(repeats), device]
+def _rss_mb(pid: int) -> float | None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return BenchRow(method, size, None, None, None, error=f"timed out after {timeout:.0f} s")
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def run_one(method: str, size: int, repeats: int = 3, device: str = "cpu", timeout: float = 900,
+            memory_budget_mb: float | None = None) -> BenchRow:
+    """Run one (method, size) in a fresh subprocess. With ``memory_budget_mb`` the subprocess is
+    watched and stopped as soon as its resident memory exceeds the budget (reported, not an error
+    of the method)."""
+    cmd = [sys.executable, "-m", "mfif.evaluation.bench", "--worker", method, str(size), str(repeats), device]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        t0 = time.perf_counter()
+        peak_seen = 0.0
+        while proc.poll() is None:
+            if time.perf_counter() - t0 > timeout:
+                proc.kill()
+                proc.wait()
+                return BenchRow(method, size, None, None, None, error=f"timed out after {timeout:.0f} s")
+            rss = _rss_mb(proc.pid) if memory_budget_mb is not None else None
+            if rss is not None:
+                peak_seen = max(peak_seen, rss)
+                if rss > memory_budget_mb:
+                    proc.kill()
+                    proc.wait()
+                    return BenchRow(method, size, None, None, None,
+                                    error=f"over the {memory_budget_mb:.0f} MB budget (stopped at {rss:.0f} MB "
+                                          f"after {time.perf_counter() - t0:.0f} s; use tiles: mfif fuse --tile)")
+            time.sleep(0.05)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        last = (stderr.strip().splitlines() or ["failed"])[-1]
         return BenchRow(method, size, None, None, None, error=last[:200])
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = json.loads(stdout.strip().splitlines()[-1])
     return BenchRow(method, size, data["seconds"], data["peak_mb"], data["base_mb"])
 
 
@@ -118,32 +151,23 @@ def time_cli(method: str, size: int) -> float | None:
         return elapsed if proc.returncode == 0 else None
 
 
-def predicted_peak_mb(row: BenchRow, size: int) -> float | None:
-    """Peak RSS at ``size`` extrapolated from a measured smaller size: the method's own memory
-    (peak - base) grows with the pixel count, the base (imports, weights) does not."""
-    if row.error or row.peak_mb is None or row.base_mb is None:
-        return None
-    return row.base_mb + (row.peak_mb - row.base_mb) * (size / row.size) ** 2
-
-
 def benchmark(methods: list[str], sizes: list[int], *, repeats: int = 3, device: str = "cpu",
               cli: bool = True, progress: bool = True, memory_budget_mb: float | None = None) -> list[BenchRow]:
-    """One row per (method, size). With ``memory_budget_mb``, a size whose peak RSS, extrapolated
-    from the largest smaller size measured, exceeds the budget is skipped (reported, not run)."""
+    """One row per (method, size). With ``memory_budget_mb``, a run whose resident memory exceeds
+    the budget is stopped and reported (the larger sizes of that method are then not tried)."""
     from tqdm import tqdm
 
     rows = []
     for method in tqdm(methods, desc="bench", unit="method", disable=None if progress else True):
-        previous = None
+        over = None
         for size in sorted(sizes):
-            predicted = predicted_peak_mb(previous, size) if previous is not None else None
-            if memory_budget_mb is not None and predicted is not None and predicted > memory_budget_mb:
+            if over is not None:
                 rows.append(BenchRow(method, size, None, None, None,
-                                     error=f"skipped: ~{predicted:.0f} MB predicted from {previous.size} "
-                                           f"> {memory_budget_mb:.0f} MB budget (use tiles: mfif fuse --tile)"))
+                                     error=f"not run: size {over} was already over the {memory_budget_mb:.0f} MB budget"))
                 continue
-            row = run_one(method, size, repeats, device)
-            previous = row if row.error == "" else previous
+            row = run_one(method, size, repeats, device, memory_budget_mb=memory_budget_mb)
+            if row.error.startswith("over the"):
+                over = size
             if cli and size == min(sizes) and row.error == "":
                 row.cli_seconds = time_cli(method, size)
             rows.append(row)

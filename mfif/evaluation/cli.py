@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI timing")
     p.add_argument("--memory-budget", type=float, metavar="MB",
-                   help="skip a size whose peak RSS, extrapolated from the previous size, exceeds MB")
+                   help="stop (and report) a run whose resident memory exceeds MB")
     p.add_argument("-o", "--output", default="bench-out", metavar="DIR")
     p.set_defaults(func=run_bench)
 
