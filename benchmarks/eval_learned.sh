@@ -22,12 +22,12 @@ mfif eval $REAL --data "$DEVSET/pairs" \
   --variant ifcnn-mean-authors=ifcnn-mean:weights=$SHARED/reference/ifcnn/weights/IFCNN-MEAN.pth \
   --metrics $METRICS --grid g_01,flower,pair_002 -o "$OUT/eval-learned" --cache "$CACHE"
 
-# the original Liu CNN (~11 s per 520x520 pair on 2 cores): liu-grayscale and the first 40 dev pairs
+# the original Liu CNN (~11 s per 520x520 pair on 2 cores): liu-grayscale, sesf-extra and the first 40 dev pairs
 mkdir -p scratch/devset-sub/devset-pairs40
 for i in $(seq -f "%03g" 0 39); do for t in A B GT; do
   ln -sf "$(realpath "$DEVSET")/pairs/pair_${i}_$t.png" scratch/devset-sub/devset-pairs40/pair_${i}_$t.png; done; done
-mfif eval --data $SHARED/data/mf-real/liu-grayscale --data scratch/devset-sub/devset-pairs40 \
-  --methods gff,cnn-slight,cnn,ba --variant ba-initial=ba:refine=false \
+mfif eval --data $SHARED/data/mf-real/liu-grayscale --data $SHARED/data/mf-real/sesf-extra \
+  --data scratch/devset-sub/devset-pairs40 --methods gff,cnn-slight,cnn,ba --variant ba-initial=ba:refine=false \
   --metrics $METRICS --grid g_01,pair_002 -o "$OUT/eval-cnn-original" --cache "$CACHE"
 
 python benchmarks/boundary_band.py --devset "$DEVSET" --cache "$CACHE" \
