@@ -141,14 +141,20 @@ def _append(path: Path, row: dict) -> None:
         fh.write(json.dumps(row) + "\n")
 
 
-def run_pairs(runner: Runner, items, out: Path, metrics, deadline: float, limit: int) -> None:
+def _pending(items, out: Path, deadline: float, name=lambda item: item[0]):
+    """The items whose name is not yet in ``out`` (a rerun resumes), until the wall-clock deadline."""
     done = _done(out)
-    for k, (name, a_path, b_path, gt_path) in enumerate(items[:limit] if limit else items):
-        if name in done:
+    for item in items:
+        if name(item) in done:
             continue
         if time.time() > deadline:
-            print(f"time budget reached before {name}")
+            print(f"time budget reached before {name(item)}")
             return
+        yield item
+
+
+def run_pairs(runner: Runner, items, out: Path, metrics, deadline: float, limit: int) -> None:
+    for name, a_path, b_path, gt_path in _pending(items[:limit] if limit else items, out, deadline):
         stack = read_stack([a_path, b_path]).images
         gt = read_image(gt_path) if gt_path else None
         fused, extra = runner.pair_outputs(stack[0], stack[1])
@@ -159,14 +165,8 @@ def run_pairs(runner: Runner, items, out: Path, metrics, deadline: float, limit:
 
 
 def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: int) -> None:
-    done = _done(out)
     folders = sorted(p for p in (devset / "stacks").iterdir() if p.is_dir())
-    for folder in folders[:limit] if limit else folders:
-        if folder.name in done:
-            continue
-        if time.time() > deadline:
-            print(f"time budget reached before {folder.name}")
-            return
+    for folder in _pending(folders[:limit] if limit else folders, out, deadline, name=lambda f: f.name):
         frames = sorted(p for p in folder.glob(f"{folder.name}_*.png"))
         stack = read_stack(frames).images
         gt = read_image(folder / "GT.png")
@@ -189,16 +189,10 @@ def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: 
 
 def run_comm(runner: Runner, devset: Path, mf_real: Path, out: Path, deadline: float, limit: int) -> None:
     """Commutativity MSE f(A, B) vs f(B, A) of hf-seg, hf-reg, hf-reg+near (see the module docstring)."""
-    done = _done(out)
     synth = [(f"synth/{n}", a, b, gt, False) for n, a, b, gt in _pairs(devset / "pairs")]
     real = [(f"real/{n}", a, b, None, dup) for n, a, b, dup in all_real_pairs(mf_real)]
     items = (synth[:limit] + real[:limit]) if limit else synth + real
-    for name, a_path, b_path, gt_path, dup in items:
-        if name in done:
-            continue
-        if time.time() > deadline:
-            print(f"time budget reached before {name}")
-            return
+    for name, a_path, b_path, gt_path, dup in _pending(items, out, deadline):
         stack = read_stack([a_path, b_path]).images
         ab, ba = stack, stack[::-1].copy()
         fused, comm = {}, {}

@@ -28,3 +28,16 @@ def shared_dir() -> Path:
     if SHARED is None:
         pytest.skip("../shared (data and reference values) is not present next to this checkout")
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: on tiny tensors it is as fast, and it does not stall (10x
+    slower) when the two CPU cores are shared with other work. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

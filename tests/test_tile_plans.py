@@ -15,13 +15,7 @@ from mfif.tiling import tile_plan, tiled_fusion
 from tests.test_stacking import band_stack
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # small tensors: one thread avoids oversubscription on a busy 2-core machine (10x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ifcnn_weights():

@@ -23,13 +23,7 @@ from mfif.train.hourglass import (HourglassTrainConfig, compute_loss, dissimilar
 from tests.helpers import complementary_pair, textured_image
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread is as fast, and does not stall when the CPU is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------------------------
