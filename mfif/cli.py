@@ -1,4 +1,4 @@
-"""Command line: ``mfif fuse | list | metrics | synth | train``.
+"""Command line: ``mfif fuse | batch | list | metrics | synth | train``.
 
 Exit codes: 0 success; 1 an error in the input or output (one line on stderr, no traceback);
 2 a usage error (argparse); 130 interrupted. ``--debug`` shows the traceback of unexpected errors.
@@ -20,6 +20,7 @@ _FEATURE_COMMANDS: tuple[str, ...] = (
     "mfif.synth.cli",
     "mfif.evaluation.cli",
     "mfif.train.cli",
+    "mfif.batch",
 )
 
 
@@ -179,9 +180,9 @@ def _cmd_fuse(args) -> int:
 
 
 def _cmd_fuse_batch(args, spec, options) -> int:
-    """One stack per subfolder of --batch DIR -> OUT_DIR/<name>.<format>; finished stacks (output
-    present) are skipped unless --overwrite; a failed stack is reported and the others go on."""
-    from mfif.io import IMAGE_SUFFIXES, expand_inputs
+    """One stack per subfolder of --batch DIR -> OUT_DIR/<name>.<format>, one after another in this
+    process: the sequential executor of :mod:`mfif.batch` (``mfif batch`` runs the same on Dask)."""
+    from mfif.batch import discover_stacks, print_report, run_batch, settings_from_args
 
     root = Path(args.batch)
     if not root.is_dir():
@@ -189,46 +190,10 @@ def _cmd_fuse_batch(args, spec, options) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: with --batch, -o names an output folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stacks = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    stacks = [d for d in stacks if any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())]
-    if not stacks:
-        raise InputError(f"{root}: no subfolders with image files (one subfolder per stack)")
-    done, skipped, failed = [], [], []
-    for d in stacks:
-        out = out_dir / f"{d.name}.{args.format}"
-        if out.exists() and not args.overwrite:
-            skipped.append(d.name)
-            if not args.quiet:
-                print(f"{out}: exists, skipped (--overwrite to redo)")
-            continue
-        try:
-            paths = expand_inputs([d])
-            line = _fuse_one(paths, out, args, spec, options,
-                             save_map=out_dir / f"{d.name}_map.png" if args.save_map else None,
-                             depth_map=out_dir / f"{d.name}_depth.png" if args.depth_map else None,
-                             save_transforms=out_dir / f"{d.name}_transforms.json" if args.save_transforms else None, batch=True)
-            done.append(d.name)
-            if not args.quiet:
-                print(line)
-        except KeyboardInterrupt:
-            raise
-        except MemoryError:
-            failed.append((d.name, "out of memory (try --tile)"))
-        except MfifError as exc:
-            failed.append((d.name, str(exc)))
-        except Exception as exc:  # a bad stack must not stop the batch
-            if args.debug:
-                raise
-            failed.append((d.name, f"internal error: {exc.__class__.__name__}: {exc}"))
-        if failed and failed[-1][0] == d.name:
-            print(f"mfif: stack {d.name} failed: {failed[-1][1]}", file=sys.stderr)
-    print(f"batch: {len(done)} fused, {len(skipped)} skipped (already done), {len(failed)} failed"
-          + (": " + ", ".join(name for name, _ in failed) if failed else ""),
-          file=sys.stderr if failed else sys.stdout)
-    for name, message in failed:
-        print(f"  {name}: {message}", file=sys.stderr)
-    return 1 if failed else 0
+    report = run_batch(discover_stacks(root, out_dir), settings_from_args(args), overwrite=args.overwrite,
+                       progress=not args.quiet, debug=args.debug)
+    print_report(report, quiet=args.quiet)
+    return report.exit_code
 
 
 def _cmd_list(args) -> int:
@@ -281,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="methods without a running reduction fuse at most K frames at once (default 8)")
     g.add_argument("--batch", metavar="DIR", help="fuse every subfolder of DIR as one stack into the folder -o")
     g.add_argument("--format", default="png", choices=("png", "tif", "jpg"), help="--batch output format (default png)")
-    g.add_argument("--overwrite", action="store_true", help="--batch: redo stacks whose output exists")
+    g.add_argument("--overwrite", action="store_true", help="--batch: redo every stack, replacing its outputs "
+                   "(without it, stacks the manifest proves done are skipped and changed ones redone)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_fuse, usage_error=p.error)
 

@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from mfif.datasets import Dataset, DatasetItem, discover
+from mfif.digests import file_digest as _file_digest
+from mfif.digests import option_signature as _option_signature
+from mfif.digests import weights_signature as _weights_signature
 from mfif.errors import InputError, MfifError
 from mfif.io import read_image, read_stack, write_bytes_atomic, write_image
 
@@ -75,40 +78,6 @@ class EvalResult:
 def _source_signature(item: DatasetItem) -> list:
     """File names and content digests (not paths or mtimes: a moved or re-mounted dataset stays cached)."""
     return [[p.name, _file_digest(p)] for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]]
-
-
-_FILE_DIGESTS: dict[tuple, str] = {}
-
-
-def _file_digest(path: Path) -> str:
-    """sha256 of a file's content, memoised on (path, size, mtime) so a run hashes each file once."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _FILE_DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _FILE_DIGESTS[key] = h.hexdigest()
-    return _FILE_DIGESTS[key]
-
-
-def _weights_signature(files: tuple[str, ...] | list[str]) -> list:
-    """Content digests of the shipped weight files a method loads (``MethodSpec.weights``): a
-    retrained network invalidates its own cached results and nobody else's."""
-    folder = Path(__file__).resolve().parents[1] / "weights"
-    return [[name, _file_digest(folder / name) if (folder / name).is_file() else None] for name in files]
-
-
-def _option_signature(options: dict) -> dict:
-    """Options as text; an option naming an existing file (e.g. ``weights=``) adds its content digest."""
-    out = {}
-    for k, v in sorted(options.items()):
-        text = repr(v)
-        if isinstance(v, (str, Path)) and str(v) and Path(v).is_file():
-            text += "#" + _file_digest(Path(v))
-        out[k] = text
-    return out
 
 
 def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = ()) -> str:
