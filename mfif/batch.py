@@ -22,8 +22,9 @@ with a manifest that drives resume.
   only when its record says ``done`` with the same key -- the sha256 of the inputs' names and
   content digests, the method, its options (all of them, defaults included), the shipped weights'
   digests and the output settings -- and every output it wrote is still there unchanged. Anything
-  else is recomputed; an output file that no record accounts for is never overwritten (reported as a
-  failure; ``overwrite=True`` replaces it).
+  else is recomputed; an existing output file that is not, unchanged, what a record says mfif wrote
+  (another program's file, or one edited since) is never overwritten: the stack is reported as
+  failed (``overwrite=True`` replaces it).
 - **receipts** (``OUT_DIR/.mfif-batch/<name>.json``): the worker's own copy of a stack's record,
   written before (attempts) and after the work. A task whose result was lost with a dead worker is
   rescheduled by Dask; the new attempt finds the receipt and returns it instead of writing the
@@ -441,16 +442,28 @@ def plan_batch(jobs: list[StackJob], settings: BatchSettings, manifest: dict[str
     run, done, refused = [], [], []
     for job in jobs:
         record = manifest.get(job.name) or _read_json(Path(job.out_dir) / RECEIPTS_DIR / f"{job.name}.json")
+        fused = job.outputs(settings)["fused"]
         if overwrite:
             run.append(job)
         elif is_up_to_date(record, job, settings, signature):
             done.append(job)
-        elif record is None and job.outputs(settings)["fused"].exists():
-            refused.append((job.name, f"{job.outputs(settings)['fused']} exists and is not in the manifest; "
-                                      "not overwritten (--overwrite replaces it)"))
+        elif fused.exists() and not _written_by(record, fused):
+            refused.append((job.name, f"{fused} exists but is not the file a manifest record says mfif wrote "
+                                      "(another program's, or edited since); not overwritten (--overwrite replaces it)"))
         else:
             run.append(job)
     return run, done, refused
+
+
+def _written_by(record: dict | None, path: Path) -> bool:
+    """Whether ``path`` is, unchanged, an output that ``record`` lists."""
+    for entry in (record or {}).get("outputs") or []:
+        if entry.get("path") == str(path):
+            try:
+                return _file_entry(path, entry)["sha256"] == entry.get("sha256")
+            except OSError:
+                return False
+    return False
 
 
 def _run_sequential(jobs, settings, run_id, overwrite, debug, on_record) -> None:
