@@ -474,8 +474,13 @@ def _run_sequential(jobs, settings, run_id, overwrite, debug, on_record) -> None
 def _import_method(method: str) -> None:
     """Import what a task needs once per worker before the tasks start (seconds of imports that would
     otherwise land in the first task of every worker)."""
+    import cv2
     import PIL.Image  # noqa: F401  (imported lazily by the readers and filters)
     import scipy.ndimage  # noqa: F401
+
+    # one OpenCV thread per task thread, as Dask sets OMP_NUM_THREADS=1 for torch and BLAS (safe
+    # here: Dask workers are spawned, not forked, so no OpenCV lock is inherited)
+    cv2.setNumThreads(1)
 
     import mfif.cli  # noqa: F401  (the per-stack code)
     import mfif.stacking  # noqa: F401

@@ -114,3 +114,15 @@ def test_worker_killed_mid_stack_is_retried_nothing_lost_or_doubled(client, tmp_
     assert not list(out.glob(".*.tmp")) and not list((out / RECEIPTS_DIR).glob(".*.tmp"))
     assert np.array_equal(read_image(out / "a_big.png"), _reference(tmp_path, root / "a_big", "sml"))
     assert np.array_equal(read_image(out / "s4.png"), _reference(tmp_path, root / "s4", "sml"))
+
+
+def test_mfif_batch_command_on_an_existing_scheduler(client, tmp_path, capsys):
+    root, out = tmp_path / "stacks", tmp_path / "out"
+    for k in range(3):
+        make_stack(root / f"s{k}", seed=k)
+    code = main(["batch", str(root), "-o", str(out), "--scheduler", client.scheduler.address, "-m", "average"])
+    captured = capsys.readouterr()
+    assert code == 0 and "batch: 3 fused, 0 skipped (already done), 0 failed" in captured.out
+    assert "dask dashboard:" in captured.err and "(2 workers, 2 threads)" in captured.err
+    assert "3/3" in captured.err  # the progress bar over stacks
+    assert len(client.nthreads()) == 2  # the command left the cluster it did not start running

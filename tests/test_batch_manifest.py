@@ -144,3 +144,17 @@ def test_tile_for_memory_hand_computed():
     assert tile_for_memory("learned", (2000, 2000), 1e9) == 1152  # sqrt(1e9 / 700) = 1195
     assert tile_for_memory("learned", (9000, 9000), 1e7) == 256  # never below 256
     assert tile_for_memory("classical", (4000, 3000), None) is None
+
+
+def test_mfif_batch_command_in_process(stacks, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["batch", str(stacks), "-o", str(out), "--scheduler", "sequential", "-m", "average", "-q",
+                 "--format", "tif", "--depth-map"])
+    captured = capsys.readouterr()
+    assert code == 0 and "batch: 3 fused, 0 skipped (already done), 0 failed" in captured.out
+    assert "dashboard" not in captured.err and sorted(p.name for p in out.glob("*.tif")) == ["s1.tif", "s2.tif", "s3.tif"]
+    assert not list(out.glob("*_depth.png"))  # average chooses no frame per pixel: no depth map, no error
+    assert main(["batch", str(stacks), "-o", str(out), "--scheduler", "sequential", "-m", "nope"]) == 1
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "missing"), "-o", str(out), "--scheduler", "sequential"]) == 1
+    assert "expected a folder of stack folders" in capsys.readouterr().err
