@@ -41,6 +41,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -249,23 +250,27 @@ def _read_json(path: Path) -> dict | None:
 
 
 _LOADS = [0]
+_LOADS_LOCK = threading.Lock()
 
 
 def _count_network_loads() -> None:
     """Count ``torch.nn.Module.load_state_dict`` calls in this process (every network loader
-    ends in one), once per process."""
+    ends in one), installed once per process. With several threads per worker, a load is counted
+    in the record of whichever task finishes around it."""
     import torch
 
-    original = torch.nn.Module.load_state_dict
-    if getattr(original, "_mfif_counted", False):
-        return
+    with _LOADS_LOCK:
+        original = torch.nn.Module.load_state_dict
+        if getattr(original, "_mfif_counted", False):
+            return
 
-    def load_state_dict(self, *args, **kwargs):
-        _LOADS[0] += 1
-        return original(self, *args, **kwargs)
+        def load_state_dict(self, *args, **kwargs):
+            with _LOADS_LOCK:
+                _LOADS[0] += 1
+            return original(self, *args, **kwargs)
 
-    load_state_dict._mfif_counted = True
-    torch.nn.Module.load_state_dict = load_state_dict
+        load_state_dict._mfif_counted = True
+        torch.nn.Module.load_state_dict = load_state_dict
 
 
 def _worker():

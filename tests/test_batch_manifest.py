@@ -158,3 +158,23 @@ def test_mfif_batch_command_in_process(stacks, tmp_path, capsys):
     assert "unknown method 'nope'" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "missing"), "-o", str(out), "--scheduler", "sequential"]) == 1
     assert "expected a folder of stack folders" in capsys.readouterr().err
+
+
+def test_a_stack_too_large_for_the_worker_memory_limit_is_tiled(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import mfif.batch
+
+    make_stack(tmp_path / "stacks" / "big", seed=4, h=300, w=400)
+    job = discover_stacks(tmp_path / "stacks", tmp_path / "out")[0]
+    (tmp_path / "out").mkdir()
+    whole = fuse_stack_job(job, BatchSettings(method="gff"), "run-1")
+    reference = read_image(tmp_path / "out" / "big.png")
+    # a worker with 20 MB per thread: 400 x 300 px x 200 B = 24 MB does not fit -> sqrt(20e6 / 200) -> 256
+    worker = SimpleNamespace(address="tcp://fake:1", state=SimpleNamespace(nthreads=2),
+                             memory_manager=SimpleNamespace(memory_limit=40e6))
+    monkeypatch.setattr(mfif.batch, "_worker", lambda: worker)
+    tiled = fuse_stack_job(job, BatchSettings(method="gff"), "run-2", overwrite=True)
+    assert whole["status"] == tiled["status"] == "done" and "tile" not in whole and tiled["tile"] == 256
+    assert tiled["worker"] == "tcp://fake:1"
+    assert np.abs(read_image(tmp_path / "out" / "big.png") - reference).max() <= 1 / 255 + 1e-6
