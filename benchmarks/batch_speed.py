@@ -16,6 +16,10 @@ Reported per run, from the manifest: stacks/s over the batch itself (first task 
 end) and over the whole command (imports and, for Dask, starting the cluster), the mean task time,
 each worker's peak resident memory (a process high-water mark) and its network loads. Ratios are
 against the sequential run of the same method measured in this run.
+
+``--real-stack`` (default on when ../shared is present) also fuses one real stack, the 7-frame
+2048x1536 PCB focus series (../shared/data/mf-stacks/pcb), on one worker with one thread: the
+per-core cost of a realistic stack that the README's million-stack arithmetic uses.
 """
 from __future__ import annotations
 
@@ -39,7 +43,9 @@ from mfif.io import read_image, write_image  # noqa: E402
 
 DATASETS = ("liu-grayscale", "mfifb", "sesf-extra")
 EXECUTORS = {"sequential": ["--scheduler", "sequential"],
-             "2 workers": ["--scheduler", "local", "--workers", "2", "--threads-per-worker", "1"]}
+             "2 workers": ["--scheduler", "local", "--workers", "2", "--threads-per-worker", "1"],
+             "1 worker, 1 thread": ["--scheduler", "local", "--workers", "1", "--threads-per-worker", "1"]}
+PCB = ROOT.parent / "shared" / "data" / "mf-stacks" / "pcb"
 
 
 def make_stacks(target: Path, n_stacks: int, size: int) -> int:
@@ -93,6 +99,7 @@ def main() -> int:
     parser.add_argument("--stacks", type=int, default=200)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--methods", default="sml,ifcnn-max")
+    parser.add_argument("--real-stack", action=argparse.BooleanOptionalAction, default=PCB.is_dir())
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "batch" / "batch_speed.md"))
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="mfif-batch-bench-"))
@@ -100,11 +107,19 @@ def main() -> int:
         n_pairs = make_stacks(scratch / "stacks", args.stacks, args.size)
         rows = []
         for method in args.methods.split(","):
-            for executor in EXECUTORS:
+            for executor in ("sequential", "2 workers"):
                 row = run_one(scratch / "stacks", scratch / f"out-{method}-{executor.replace(' ', '')}", method, executor)
                 rows.append(row)
                 print(f"{method:10s} {executor:10s} {row['rate']:6.2f} stacks/s (batch), "
                       f"{row['rate_wall']:6.2f} stacks/s (command), task {row['task_mean']:.3f} s", flush=True)
+        real = []
+        if args.real_stack:
+            (scratch / "real").mkdir()
+            (scratch / "real" / "pcb").symlink_to(PCB, target_is_directory=True)
+            for method in args.methods.split(","):
+                row = run_one(scratch / "real", scratch / f"real-{method}", method, "1 worker, 1 thread")
+                real.append(row)
+                print(f"{method:10s} PCB stack on one core: {row['task_mean']:.2f} s", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -137,6 +152,18 @@ def main() -> int:
               "- Peak MB is the worker process's resident-memory high-water mark (`ru_maxrss`), "
               "network loads are `load_state_dict` calls counted in that process.",
               ""]
+    if real:
+        lines += ["## One real stack on one core",
+                  "",
+                  "The PCB focus series (`../shared/data/mf-stacks/pcb`: 7 JPEG frames, 2048x1536, aligned), "
+                  "`mfif batch --scheduler local --workers 1 --threads-per-worker 1`:",
+                  "",
+                  "| method | task seconds (load, align, fuse, write) | worker peak MB | network loads |",
+                  "|---|---|---|---|"]
+        for row in real:
+            w = next(iter(row["workers"].values()))
+            lines.append(f"| {row['method']} | {row['task_mean']:.2f} | {w['peak_mb']:.0f} | {w['loads']} |")
+        lines.append("")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
