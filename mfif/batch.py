@@ -354,6 +354,7 @@ def fuse_stack_job(job: StackJob, settings: BatchSettings, run_id: str = "", *, 
               "version": __version__,
               "weights": signature["weights"], "worker": attempts[-1]["worker"], "attempts": attempts}
     loads_before = _LOADS[0]
+    written: list[Path] = []
     try:
         receipts.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(receipt_path, record)
@@ -371,21 +372,23 @@ def fuse_stack_job(job: StackJob, settings: BatchSettings, run_id: str = "", *, 
             if tile:
                 run_settings = dataclasses.replace(settings, tile=tile)
                 record["tile"] = tile
-        written_after = time.time_ns() - 1_000_000_000  # file mtimes may be coarser than time_ns
-        _fuse_to_files(job, run_settings, outputs)
-        record["outputs"] = [_file_entry(p) for name, p in outputs.items() for p in _with_raw(name, p)
-                             if p.is_file() and os.stat(p).st_mtime_ns >= written_after]
+        before = {p: _identity(p) for name, p in outputs.items() for p in _with_raw(name, p)}
+        try:
+            _fuse_to_files(job, run_settings, outputs)
+        finally:  # a file whose identity changed was written by this attempt (atomic rename: new inode)
+            written += [p for p, identity in before.items() if _identity(p) not in (None, identity)]
+        record["outputs"] = [_file_entry(p) for p in written]
         record["status"] = "done"
     except KeyboardInterrupt:
         raise
-    except MemoryError:
-        record.update(status="failed", error="out of memory (try --tile or a larger worker memory limit)")
-    except MfifError as exc:
-        record.update(status="failed", error=str(exc))
     except Exception as exc:  # a bad stack must not stop the batch
-        if debug:
+        if debug and not isinstance(exc, (MfifError, MemoryError)):
             raise
-        record.update(status="failed", error=f"internal error: {exc.__class__.__name__}: {exc}")
+        record.update(status="failed", error=str(exc) if isinstance(exc, MfifError) else (
+            "out of memory (try --tile or a larger worker memory limit)" if isinstance(exc, MemoryError)
+            else f"internal error: {exc.__class__.__name__}: {exc}"))
+        for path in written:  # no half-finished stack: what this attempt wrote goes
+            path.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - start, 4)
     record["peak_memory_mb"] = _peak_memory_mb()
     record["network_loads"] = _LOADS[0] - loads_before
@@ -395,6 +398,14 @@ def fuse_stack_job(job: StackJob, settings: BatchSettings, run_id: str = "", *, 
     except OSError:
         pass  # the manifest line is the record that counts
     return record
+
+
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _with_raw(name: str, path: Path) -> list[Path]:
@@ -497,7 +508,7 @@ def _import_method(method: str) -> None:
 def _run_on_dask(client, jobs, settings, run_id, overwrite, debug, on_record) -> None:
     """One task per stack, at most a few per worker thread queued at once (so a million stacks do
     not become a million futures); results are collected as they finish."""
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     threads = sum(client.nthreads().values()) or 1
     client.run(_import_method, settings.method)
@@ -517,10 +528,15 @@ def _run_on_dask(client, jobs, settings, run_id, overwrite, debug, on_record) ->
             record = future.result()
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # the task itself never raises for a bad stack: the worker died
+        except KilledWorker as exc:
             record = {"stack": job.name, "run": run_id, "status": "failed", "method": settings.method,
-                      "error": f"the worker running it died repeatedly ({exc.__class__.__name__}: {exc}); "
-                               "out of memory? try --tile or a larger --memory-limit"}
+                      "error": f"every worker that ran it died ({exc}); out of memory? try --tile or a "
+                               "larger --memory-limit"}
+        except Exception as exc:  # the task raises only with debug=True, or when it cannot start
+            if debug:
+                raise
+            record = {"stack": job.name, "run": run_id, "status": "failed", "method": settings.method,
+                      "error": f"internal error: {exc.__class__.__name__}: {exc}"}
         future.release()
         on_record(record)
         job = next(pending, None)

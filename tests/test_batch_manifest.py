@@ -178,3 +178,16 @@ def test_a_stack_too_large_for_the_worker_memory_limit_is_tiled(tmp_path, monkey
     assert whole["status"] == tiled["status"] == "done" and "tile" not in whole and tiled["tile"] == 256
     assert tiled["worker"] == "tcp://fake:1"
     assert np.abs(read_image(tmp_path / "out" / "big.png") - reference).max() <= 1 / 255 + 1e-6
+
+
+def test_a_stack_failing_after_its_first_file_leaves_nothing_and_is_redone(stacks, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "s2_depth_raw.png").mkdir(parents=True)  # the last file s2 writes cannot be written
+    assert _batch(stacks, out, "-m", "sml", "--depth-map", "x") == 1
+    err = capsys.readouterr().err
+    assert "2 fused, 0 skipped (already done), 1 failed: s2" in err and "is a folder" in err
+    assert not (out / "s2.png").exists() and not (out / "s2_depth.png").exists()
+    assert (out / "s1.png").exists() and (out / "s1_depth_raw.png").exists()
+    (out / "s2_depth_raw.png").rmdir()
+    assert _batch(stacks, out, "-m", "sml", "--depth-map", "x") == 0
+    assert "1 fused, 2 skipped (already done), 0 failed" in capsys.readouterr().out
