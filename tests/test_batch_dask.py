@@ -90,6 +90,7 @@ def test_worker_killed_mid_stack_is_retried_nothing_lost_or_doubled(client, tmp_
     for k in range(6):
         make_stack(root / f"s{k}", seed=k + 1)
     jobs = discover_stacks(root, out)
+    client.wait_for_workers(2, timeout=60)
     pids = set(client.run(os.getpid).values())
     result = {}
     runner = threading.Thread(target=lambda: result.update(
@@ -117,6 +118,7 @@ def test_worker_killed_mid_stack_is_retried_nothing_lost_or_doubled(client, tmp_
 
 
 def test_mfif_batch_command_on_an_existing_scheduler(client, tmp_path, capsys):
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts a killed worker
     root, out = tmp_path / "stacks", tmp_path / "out"
     for k in range(3):
         make_stack(root / f"s{k}", seed=k)
