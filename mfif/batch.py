@@ -25,7 +25,7 @@ with a manifest that drives resume.
   else is recomputed; an existing output file that is not, unchanged, what a record says mfif wrote
   (another program's file, or one edited since) is never overwritten: the stack is reported as
   failed (``overwrite=True`` replaces it).
-- **receipts** (``OUT_DIR/.mfif-batch/<name>.json``): the worker's own copy of a stack's record,
+- **receipts** (``OUT_DIR/.mfif-batch/<xx>/<name>.json``): the worker's own copy of a stack's record,
   written before (attempts) and after the work. A task whose result was lost with a dead worker is
   rescheduled by Dask; the new attempt finds the receipt and returns it instead of writing the
   stack twice. The receipts also list every attempt (worker, pid), so retries are visible.
@@ -116,6 +116,15 @@ class StackJob:
     name: str
     inputs: tuple[str, ...]
     out_dir: str
+
+    @property
+    def receipt(self) -> Path:
+        """``OUT_DIR/.mfif-batch/<xx>/<name>.json``, spread over 256 folders by a hash of the name
+        (a million stacks make 4,000 files per folder, not a million in one)."""
+        import hashlib
+
+        shard = hashlib.sha1(self.name.encode()).hexdigest()[:2]
+        return Path(self.out_dir) / RECEIPTS_DIR / shard / f"{self.name}.json"
 
     def outputs(self, settings: BatchSettings) -> dict[str, Path]:
         """Every file this stack may write: ``fused`` always, the others when asked."""
@@ -337,8 +346,7 @@ def fuse_stack_job(job: StackJob, settings: BatchSettings, run_id: str = "", *, 
 
     start = time.perf_counter()
     worker = _worker()
-    receipts = Path(job.out_dir) / RECEIPTS_DIR
-    receipt_path = receipts / f"{job.name}.json"
+    receipt_path = job.receipt
     outputs = job.outputs(settings)
     signature = _method_signature(settings)
     receipt = _read_json(receipt_path)
@@ -356,7 +364,7 @@ def fuse_stack_job(job: StackJob, settings: BatchSettings, run_id: str = "", *, 
     loads_before = _LOADS[0]
     written: list[Path] = []
     try:
-        receipts.mkdir(parents=True, exist_ok=True)
+        receipt_path.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(receipt_path, record)
         _remove_stale_temporaries(outputs.values())
         spec = get_method(settings.method)
@@ -457,7 +465,7 @@ def plan_batch(jobs: list[StackJob], settings: BatchSettings, manifest: dict[str
     signature = _method_signature(settings)
     run, done, refused = [], [], []
     for job in jobs:
-        record = manifest.get(job.name) or _read_json(Path(job.out_dir) / RECEIPTS_DIR / f"{job.name}.json")
+        record = manifest.get(job.name) or _read_json(job.receipt)
         fused = job.outputs(settings)["fused"]
         if overwrite:
             run.append(job)

@@ -96,7 +96,8 @@ def test_worker_killed_mid_stack_is_retried_nothing_lost_or_doubled(client, tmp_
     runner = threading.Thread(target=lambda: result.update(
         report=run_batch(jobs, BatchSettings(method="sml"), client=client, progress=False)))
     runner.start()
-    victim = _wait_for_running(out / RECEIPTS_DIR / "a_big.json", pids)
+    big = next(j for j in jobs if j.name == "a_big")
+    victim = _wait_for_running(big.receipt, pids)
     os.kill(victim, signal.SIGKILL)
     runner.join(timeout=120)
     assert not runner.is_alive()
@@ -105,14 +106,14 @@ def test_worker_killed_mid_stack_is_retried_nothing_lost_or_doubled(client, tmp_
     assert sorted(report.done) == sorted(j.name for j in jobs) and not report.failed
     manifest_lines = [json.loads(line) for line in open(out / MANIFEST_NAME)]
     assert sorted(r["stack"] for r in manifest_lines) == sorted(j.name for j in jobs)  # one record each
-    receipt = json.loads((out / RECEIPTS_DIR / "a_big.json").read_text())
+    receipt = json.loads(big.receipt.read_text())
     assert [a["pid"] for a in receipt["attempts"]][0] == victim and len(receipt["attempts"]) == 2
     assert receipt["attempts"][1]["pid"] != victim and receipt["status"] == "done"
     for job in jobs:
-        r = json.loads((out / RECEIPTS_DIR / f"{job.name}.json").read_text())
+        r = json.loads(job.receipt.read_text())
         # a stack the killed worker had finished is not fused again (its receipt is reused)
         assert len(r["attempts"]) == (2 if job.name == "a_big" else 1), (job.name, r["attempts"])
-    assert not list(out.glob(".*.tmp")) and not list((out / RECEIPTS_DIR).glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not list((out / RECEIPTS_DIR).rglob(".*.tmp"))
     assert np.array_equal(read_image(out / "a_big.png"), _reference(tmp_path, root / "a_big", "sml"))
     assert np.array_equal(read_image(out / "s4.png"), _reference(tmp_path, root / "s4", "sml"))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfif.batch import (MANIFEST_NAME, RECEIPTS_DIR, BatchSettings, discover_stacks, fuse_stack_job, read_manifest,
+from mfif.batch import (MANIFEST_NAME, BatchSettings, discover_stacks, fuse_stack_job, read_manifest,
                         run_batch, tile_for_memory)
 from mfif.cli import main
 from mfif.io import read_image
@@ -130,7 +130,7 @@ def test_a_task_run_twice_in_one_batch_writes_once(stacks, tmp_path):
     assert first["status"] == second["status"] == "done" and second.get("reused") and not first.get("reused")
     assert os.stat(out / "s1.png").st_mtime_ns == stamp
     assert not list(out.glob(".*.tmp"))
-    receipt = json.loads((out / RECEIPTS_DIR / "s1.json").read_text())
+    receipt = json.loads(job.receipt.read_text())
     assert len(receipt["attempts"]) == 1 and receipt["status"] == "done"
     # a new run with overwrite=True does redo it
     third = fuse_stack_job(job, settings, "run-2", overwrite=True)
