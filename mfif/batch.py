@@ -459,19 +459,25 @@ class BatchReport:
 
 def plan_batch(jobs: list[StackJob], settings: BatchSettings, manifest: dict[str, dict], *,
                overwrite: bool = False) -> tuple[list[StackJob], list[StackJob], list[tuple[str, str]]]:
-    """Split the jobs into (to run, up to date, refused). A stack without a manifest record is
-    judged by its receipt (a run stopped before its manifest line). Refused: an output file exists
-    that neither accounts for (never overwritten unless ``overwrite``)."""
+    """Split the jobs into (to run, up to date, refused). A stack whose manifest record does not
+    prove it done is also judged by its receipt (a run stopped after the worker's work but before
+    its manifest line). Refused: an output file exists that neither accounts for (never
+    overwritten unless ``overwrite``)."""
     signature = _method_signature(settings)
     run, done, refused = [], [], []
     for job in jobs:
-        record = manifest.get(job.name) or _read_json(job.receipt)
-        fused = job.outputs(settings)["fused"]
         if overwrite:
             run.append(job)
-        elif is_up_to_date(record, job, settings, signature):
+            continue
+        record = manifest.get(job.name)
+        if is_up_to_date(record, job, settings, signature):
             done.append(job)
-        elif fused.exists() and not _written_by(record, fused):
+            continue
+        receipt = _read_json(job.receipt)
+        fused = job.outputs(settings)["fused"]
+        if is_up_to_date(receipt, job, settings, signature):
+            done.append(job)
+        elif fused.exists() and not (_written_by(record, fused) or _written_by(receipt, fused)):
             refused.append((job.name, f"{fused} exists but is not the file a manifest record says mfif wrote "
                                       "(another program's, or edited since); not overwritten (--overwrite replaces it)"))
         else:

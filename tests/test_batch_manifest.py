@@ -191,3 +191,14 @@ def test_a_stack_failing_after_its_first_file_leaves_nothing_and_is_redone(stack
     (out / "s2_depth_raw.png").rmdir()
     assert _batch(stacks, out, "-m", "sml", "--depth-map", "x") == 0
     assert "1 fused, 2 skipped (already done), 0 failed" in capsys.readouterr().out
+
+
+def test_a_run_stopped_before_its_manifest_lines_is_resumed_from_the_receipts(stacks, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _batch(stacks, out, "-m", "average") == 0
+    # the next run's worker finished s1 with sml, then the command died before writing the manifest
+    job = discover_stacks(stacks, out)[0]
+    assert fuse_stack_job(job, BatchSettings(method="sml"), "lost-run")["status"] == "done"
+    capsys.readouterr()
+    assert _batch(stacks, out, "-m", "sml") == 0  # s1 is neither refused nor fused again
+    assert "batch: 2 fused, 1 skipped (already done), 0 failed" in capsys.readouterr().out
