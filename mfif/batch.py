@@ -643,6 +643,9 @@ def start_client(scheduler: str = "local", *, workers: int | None = None, thread
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
                                processes=True, memory_limit=memory_limit, dashboard_address=":0")
         return Client(cluster)
+    if "://" not in scheduler and ":" not in scheduler:
+        raise InputError(f"--scheduler expects 'local', 'sequential' or a scheduler address such as "
+                         f"tcp://host:8786, got '{scheduler}'")
     try:
         return Client(scheduler, timeout="30s")
     except OSError as exc:

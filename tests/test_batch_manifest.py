@@ -158,6 +158,8 @@ def test_mfif_batch_command_in_process(stacks, tmp_path, capsys):
     assert "unknown method 'nope'" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "missing"), "-o", str(out), "--scheduler", "sequential"]) == 1
     assert "expected a folder of stack folders" in capsys.readouterr().err
+    assert main(["batch", str(stacks), "-o", str(out), "--scheduler", "lokal"]) == 1
+    assert "--scheduler expects 'local', 'sequential' or a scheduler address" in capsys.readouterr().err
 
 
 def test_a_stack_too_large_for_the_worker_memory_limit_is_tiled(tmp_path, monkeypatch):
