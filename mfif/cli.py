@@ -1,4 +1,4 @@
-"""Command line: ``mfif fuse | list | metrics | synth | train``.
+"""Command line: ``mfif fuse | list | metrics | synth | train | app``.
 
 Exit codes: 0 success; 1 an error in the input or output (one line on stderr, no traceback);
 2 a usage error (argparse); 130 interrupted. ``--debug`` shows the traceback of unexpected errors.
@@ -20,6 +20,7 @@ _FEATURE_COMMANDS: tuple[str, ...] = (
     "mfif.synth.cli",
     "mfif.evaluation.cli",
     "mfif.train.cli",
+    "mfif.app.cli",
 )
 
 
