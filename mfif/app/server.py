@@ -66,6 +66,10 @@ class TokenGate:
         return await self.app(scope, receive, send_with_cookie)
 
 
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
 def _error(exc: Exception) -> JSONResponse:
     if isinstance(exc, AccessError):
         return JSONResponse({"error": str(exc)}, status_code=403)
@@ -119,14 +123,14 @@ def create_app(session: AppSession, token: str, *, port: int = 0) -> Starlette:
     async def upload(request: Request):
         length = request.headers.get("content-length")
         if length is not None and int(length) > session.upload_limit:
-            return JSONResponse({"error": f"the upload is {int(length) / 1e6:.0f} MB; the limit is "
-                                          f"{session.upload_limit / 1e6:.0f} MB"}, status_code=413)
+            return JSONResponse({"error": f"the upload is {_mb(int(length))}; the limit is {_mb(session.upload_limit)}"},
+                                status_code=413)
         received = 0
         chunks = []
         async for chunk in request.stream():
             received += len(chunk)
             if received > session.upload_limit:
-                return JSONResponse({"error": f"the upload exceeds the limit of {session.upload_limit / 1e6:.0f} MB"},
+                return JSONResponse({"error": f"the upload exceeds the limit of {_mb(session.upload_limit)}"},
                                     status_code=413)
             chunks.append(chunk)
         body = b"".join(chunks)
