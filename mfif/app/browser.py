@@ -129,3 +129,30 @@ def canvas_pixels(driver, index: int = 0) -> np.ndarray:
     data = base64.b64decode(url.split(",", 1)[1])
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return bgr[..., ::-1]
+
+
+def write_test_stack(folder, *, n: int = 3, height: int = 160, width: int = 240, seed: int = 1,
+                     suffix: str = ".png") -> list:
+    """A synthetic stack for tests and benchmarks: a random texture, frame k sharp in the k-th of n
+    vertical bands and blurred (Gaussian, sigma 4) elsewhere. Returns the written paths."""
+    from pathlib import Path
+
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(height // 4, 1), max(width // 4, 1), 3), dtype=np.uint8)
+    sharp = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)  # texture of ~4 px grains
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4)
+    paths = []
+    for k in range(n):
+        frame = blurred.copy()
+        band = slice(k * width // n, (k + 1) * width // n)
+        frame[:, band] = sharp[:, band]
+        path = folder / f"frame{k}{suffix}"
+        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if suffix in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(path), frame[..., ::-1], params):
+            raise OSError(f"{path}: cannot write")
+        paths.append(path)
+    return paths

@@ -15,11 +15,12 @@ import pytest
 
 pytest.importorskip("starlette", reason="the app's extra is not installed (pip install 'mfif[app]')")
 
-from mfif.app.browser import canvas_pixels, chrome, find_chromium, start_app, wait_for, wait_idle  # noqa: E402
+from mfif.app.browser import (canvas_pixels, chrome, find_chromium, start_app, wait_for, wait_idle,  # noqa: E402
+                              write_test_stack)
 from mfif.io import read_image, to_integer_image  # noqa: E402
 from mfif.retouching import as_retouch, stroke_mask  # noqa: E402
 
-from .stacks import write_test_stack  # noqa: E402
+
 
 FOUND = find_chromium()
 pytestmark = pytest.mark.skipif(isinstance(FOUND, str), reason=str(FOUND))

@@ -11,13 +11,14 @@ pytest.importorskip("httpx2", reason="starlette's test client needs httpx2 (pip 
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from mfif.app.browser import write_test_stack  # noqa: E402
 from mfif.app.cli import check_host  # noqa: E402
 from mfif.app.server import create_app  # noqa: E402
 from mfif.app.session import AppSession  # noqa: E402
 from mfif.cli import main  # noqa: E402
 from mfif.errors import InputError  # noqa: E402
 
-from .stacks import write_test_stack  # noqa: E402
+
 
 TOKEN = "t0k3n-for-tests"
 
