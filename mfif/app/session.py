@@ -28,6 +28,7 @@ from mfif.errors import InputError, MfifError
 PREVIEW_SIDE = 1600  # long side of previews: a screen's worth of pixels
 THUMB_SIDE = 160
 FULL_CACHE_ITEMS = 4  # full-resolution uint8 images kept for zoomed views
+PREVIEW_FIRST_PIXELS = 4_000_000  # above this, a stack is fused from its previews first
 
 
 class AccessError(MfifError, PermissionError):
@@ -148,14 +149,17 @@ class Result:
     undone: list = field(default_factory=list)  # strokes, newest last
     frame_cache: tuple[int, np.ndarray] | None = None
     version: int = 0
+    scale: float = 1.0  # > 1: a provisional result fused from the previews (full pixels per pixel)
 
     def describe(self) -> dict:
         h, w = self.fused.shape[-2:]
-        return {"id": self.id, "method": self.method, "options": self.options, "width": w, "height": h,
-                "crop": list(self.crop), "seconds": round(self.seconds, 3), "metrics": self.metrics,
+        s = self.scale
+        return {"id": self.id, "method": self.method, "options": self.options, "width": round(w * s),
+                "height": round(h * s), "crop": [round(v * s) for v in self.crop], "provisional": s != 1.0,
+                "seconds": round(self.seconds, 3), "metrics": self.metrics,
                 "has_map": self.decision is not None, "strokes": len(self.done), "can_undo": bool(self.done),
                 "can_redo": bool(self.undone), "version": self.version,
-                "preview_scale": min(1.0, PREVIEW_SIDE / max(h, w))}
+                "preview_scale": min(1.0, PREVIEW_SIDE / max(h, w)) / s}
 
 
 @dataclass
@@ -369,7 +373,7 @@ class AppSession:
         if kind == "map":
             if r.decision is None:
                 raise InputError(f"method '{r.method}' has no decision map")
-            return self._full_rgb(("map", r.id), lambda: self._map_rgb(r))
+            return self._full_rgb(("map", r.id, r.version), lambda: self._map_rgb(r))
         raise InputError(f"unknown image kind '{kind}'")
 
     def _map_rgb(self, r: Result) -> np.ndarray:
@@ -383,7 +387,7 @@ class AppSession:
         if kind == "aligned":  # "rid:index": a frame as fused (aligned, cropped), at preview size
             rid, _, index = ident.partition(":")
             r = self.result(rid)
-            return self._full_rgb(("aligned", rid, index),
+            return self._full_rgb(("aligned", rid, r.scale, index),
                                   lambda: shrink(to_uint8_hwc(self._result_frame(r, int(index))), PREVIEW_SIDE))
         return shrink(self.full_rgb(kind, ident), PREVIEW_SIDE)
 
@@ -395,6 +399,9 @@ class AppSession:
         if not (0 < out_w <= 4096 and 0 < out_h <= 4096 and w > 0 and h > 0):
             raise InputError("a view must be 1..4096 pixels on each side and cover a non-empty region")
         rgb = self.full_rgb(kind, ident)
+        if kind in ("result", "map") and self.result(ident).scale != 1.0:  # provisional: its own pixels
+            f = 1.0 / self.result(ident).scale
+            x, y, w, h = x * f, y * f, w * f, h * f
         H, W = rgb.shape[:2]
         x0, y0 = max(int(np.floor(x)), 0), max(int(np.floor(y)), 0)
         x1, y1 = min(int(np.ceil(x + w)), W), min(int(np.ceil(y + h)), H)
@@ -430,13 +437,23 @@ class AppSession:
             for k, spec in enumerate(specs):
                 job.emit("progress", fraction=k / n, message=f"{spec.name}: loading" + (" and aligning" if align or (align is None and len(paths) > 2) else ""))
                 start = time.perf_counter()
+                provisional = None
+                width, height = self.frames[0].size
+                if width * height > PREVIEW_FIRST_PIXELS:  # a quick look first, full resolution next
+                    sr = fuse_stack([f.preview for f in self.frames], spec.name, align=align, **options[spec.name])
+                    provisional = self._add_result(spec.name, options[spec.name], sr, time.perf_counter() - start,
+                                                   paths, scale=width / self.frames[0].preview.shape[1])
+                    job.emit("result", result=provisional.describe())
+                    job.emit("progress", fraction=(k + 0.2) / n,
+                             message=f"{spec.name}: preview shown; full resolution ({width}x{height}) in tiles")
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     sr = fuse_stack(paths, spec.name, align=align, tile="auto", **options[spec.name])
                 for w in caught:
                     job.emit("warning", message=str(w.message))
                 seconds = time.perf_counter() - start
-                result = self._add_result(spec.name, options[spec.name], sr, seconds)
+                result = self._add_result(spec.name, options[spec.name], sr, seconds, paths,
+                                          replaces=provisional)
                 job.emit("progress", fraction=(k + 0.9) / n, message=f"{spec.name}: done in {seconds:.2f} s")
                 job.emit("result", result=result.describe())
                 self._add_metrics(result)
@@ -452,7 +469,11 @@ class AppSession:
         finally:
             job.finished = True
 
-    def _add_result(self, method: str, options: dict, sr, seconds: float) -> Result:
+    def _add_result(self, method: str, options: dict, sr, seconds: float, paths: list[Path], *,
+                    scale: float = 1.0, replaces: Result | None = None) -> Result:
+        """Keep a fusion result; ``scale`` > 1 marks a provisional one fused from the previews
+        (full-resolution pixels = ``scale`` x its pixels); ``replaces`` is the provisional result
+        this one takes the place of (same id, next version)."""
         result = sr.result
         h, w = result.fused.shape[-2:]
         crop = tuple(sr.alignment.crop) if sr.alignment is not None else (0, 0, w, h)
@@ -460,10 +481,11 @@ class AppSession:
         if decision is None and result.weights is not None and method != "average":
             decision = result.weights.argmax(axis=0)
         ref = sr.frames.reference
-        r = Result(id=f"r{next(self._ids)}", method=method, options=options,
+        r = Result(id=replaces.id if replaces else f"r{next(self._ids)}", method=method, options=options,
                    fused=np.ascontiguousarray(result.fused, dtype=np.float32), frames=sr.frames, crop=crop,
                    decision=decision, seconds=seconds, bit_depth=sr.frames.bit_depth,
-                   exif=sr.frames.reference_exif, icc=_reference_icc(Path(sr.frames.items[ref])))
+                   exif=sr.frames.reference_exif, icc=_reference_icc(paths[ref]), scale=scale,
+                   version=replaces.version + 1 if replaces else 0)
         with self.lock:
             self.results[r.id] = r
         return r
@@ -500,10 +522,16 @@ class AppSession:
         r.frame_cache = (index, frame)
         return frame
 
+    def final_result(self, rid: str) -> Result:
+        r = self.result(rid)
+        if r.scale != 1.0:
+            raise InputError(f"the full-resolution {r.method} result is still being computed; wait for it")
+        return r
+
     def stroke(self, rid: str, data: dict) -> dict:
         from mfif.retouching import as_retouch, stroke_mask
 
-        r = self.result(rid)
+        r = self.final_result(rid)
         (stroke,) = as_retouch([data]).strokes
         with self.lock:
             frame = self._result_frame(r, stroke.frame)
@@ -573,7 +601,7 @@ class AppSession:
         from mfif.app.export import encode_with_metadata
         from mfif.io import write_bytes_atomic
 
-        r = self.result(rid)
+        r = self.final_result(rid)
         if self.folder is None:
             raise InputError("open a folder first")
         base = Path(name).name

@@ -64,7 +64,8 @@ function itemInfo(key) {
   const r = S.results.find((x) => x.id === id);
   if (!r) return null;
   return { kind, id, w: r.width, h: r.height, offX: r.crop[0], offY: r.crop[1], pscale: r.preview_scale,
-           label: `${r.method}` + (r.strokes ? ` (${r.strokes} strokes)` : ""), hasMap: r.has_map,
+           label: `${r.method}` + (r.provisional ? " (preview; full resolution coming)" : "") +
+             (r.strokes ? ` (${r.strokes} strokes)` : ""), hasMap: r.has_map,
            url: `/api/preview/result/${id}?v=${r.version}`, version: r.version };
 }
 
@@ -543,7 +544,8 @@ function refreshResults() {
     d.dataset.id = r.id;
     const m = r.metrics || {};
     const metrics = Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k} ${v}`).join(" · ") : "metrics…";
-    d.innerHTML = `<b>${escapeHtml(r.method)}</b> · ${r.width}×${r.height} · ${r.seconds} s` +
+    d.innerHTML = `<b>${escapeHtml(r.method)}</b> · ${r.width}×${r.height} · ` +
+      (r.provisional ? "preview, full resolution coming…" : `${r.seconds} s`) +
       (r.strokes ? ` · ${r.strokes} strokes` : "") + `<div class="metrics">${metrics}</div>`;
     d.onclick = () => toggleShown("result:" + r.id);
     box.appendChild(d);
