@@ -42,7 +42,7 @@ def main() -> int:
         return 1
     out.mkdir(parents=True, exist_ok=True)
     app = start_app(stack)
-    driver = chrome(1400, 820)
+    driver = chrome(1400, 1000)
     try:
         driver.get(app.url)
         wait_for(driver, "document.body.dataset.ready", 120)

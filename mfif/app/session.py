@@ -29,6 +29,7 @@ PREVIEW_SIDE = 1600  # long side of previews: a screen's worth of pixels
 THUMB_SIDE = 160
 FULL_CACHE_ITEMS = 4  # full-resolution uint8 images kept for zoomed views
 PREVIEW_FIRST_PIXELS = 4_000_000  # above this, a stack is fused from its previews first
+IN_MEMORY_FRAMES, IN_MEMORY_BYTES = 8, 256 * 1024**2  # up to this, a stack is fused all in memory
 
 
 class AccessError(MfifError, PermissionError):
@@ -446,9 +447,13 @@ class AppSession:
                     job.emit("result", result=provisional.describe())
                     job.emit("progress", fraction=(k + 0.2) / n,
                              message=f"{spec.name}: preview shown; full resolution ({width}x{height}) in tiles")
+                # a stack that fits easily in memory runs the method itself (faster than the running
+                # reduction, which reads every frame once per pass, and it has all the method's maps)
+                in_memory = len(paths) <= IN_MEMORY_FRAMES and len(paths) * width * height * 3 * 4 <= IN_MEMORY_BYTES
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    sr = fuse_stack(paths, spec.name, align=align, tile="auto", **options[spec.name])
+                    sr = fuse_stack(paths, spec.name, align=align, tile="auto", stream=False if in_memory else None,
+                                    batch_frames=IN_MEMORY_FRAMES, **options[spec.name])
                 for w in caught:
                     job.emit("warning", message=str(w.message))
                 seconds = time.perf_counter() - start

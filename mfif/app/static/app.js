@@ -469,8 +469,9 @@ function applyStack(state) {
   S.shown = S.frames.length ? ["frame:0"] : [];
   S.fitted = false;
   $("run").disabled = S.frames.length < 2;
+  const where = state.folder === "." ? state.root : state.folder;
   status(state.folder === null ? "no stack open" :
-    `${state.folder || "."}: ${S.frames.length} frames, ${S.frames[0] ? S.frames[0].width + "×" + S.frames[0].height : ""}`);
+    `${where}: ${S.frames.length} frames, ${S.frames[0] ? S.frames[0].width + "×" + S.frames[0].height : ""}`);
   refreshThumbs(); refreshResults(); buildPanes();
 }
 
