@@ -116,6 +116,18 @@ def read_preview(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
     return np.round(np.clip(small, 0, 1) * 255).astype(np.uint8), full, info.bit_depth
 
 
+def _display_rgb(path: Path, read_image) -> np.ndarray:
+    """A frame as uint8 (H, W, 3) for display: decoded straight to 8 bits by OpenCV (EXIF
+    orientation applied, as mfif.io does), through mfif.io for what OpenCV does not read."""
+    import cv2
+
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            return np.ascontiguousarray(bgr[..., ::-1])
+    return to_uint8_hwc(read_image(path))
+
+
 @dataclass
 class Frame:
     path: Path
@@ -367,7 +379,7 @@ class AppSession:
 
         if kind == "frame":
             f = self.frame(int(ident))
-            return self._full_rgb(("frame", str(f.path)), lambda: to_uint8_hwc(read_image(f.path)))
+            return self._full_rgb(("frame", str(f.path)), lambda: _display_rgb(f.path, read_image))
         r = self.result(ident)
         if kind == "result":
             return self._full_rgb(("result", r.id, r.version), lambda: to_uint8_hwc(r.fused))

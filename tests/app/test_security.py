@@ -132,3 +132,17 @@ def test_warning_printed_before_serving(monkeypatch, tmp_path, capsys):
     assert served == {"host": "0.0.0.0", "port": 8999}
     assert "warning: the app listens on 0.0.0.0" in out.err
     assert "http://0.0.0.0:8999/?token=" in out.out
+
+
+def test_dropped_frames_are_kept_apart_from_the_folder(client, tmp_path):
+    paths = write_test_stack(tmp_path / "drop", n=2, height=32, width=48)
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in paths]
+    before = sorted(client.session_.root.rglob("*"))
+    r = client.post("/api/upload", files=files, headers=H)
+    assert r.status_code == 200, r.text
+    assert sorted(client.session_.root.rglob("*")) == before  # nothing written into the user's folder
+    state = r.json()
+    assert state["folder"] == "(dropped files)" and [f["name"] for f in state["frames"]] == ["frame0.png", "frame1.png"]
+    bad = [("files", ("../evil.png", paths[0].read_bytes(), "image/png")), ("files", ("x.exe", b"MZ", "image/png"))]
+    r = client.post("/api/upload", files=bad, headers=H)
+    assert r.status_code == 400 and r.json()["error"].startswith("x.exe: not an image file")
