@@ -65,7 +65,7 @@ function itemInfo(key) {
   if (!r) return null;
   return { kind, id, w: r.width, h: r.height, offX: r.crop[0], offY: r.crop[1], pscale: r.preview_scale,
            label: `${r.method}` + (r.provisional ? " (preview; full resolution coming)" : "") +
-             (r.strokes ? ` (${r.strokes} strokes)` : ""), hasMap: r.has_map,
+             (r.strokes ? ` (${plural(r.strokes, "stroke")})` : ""), hasMap: r.has_map,
            url: `/api/preview/result/${id}?v=${r.version}`, version: r.version };
 }
 
@@ -507,6 +507,7 @@ function toggleShown(key) {
   refreshThumbs(); refreshResults(); buildPanes();
 }
 
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 function escapeHtml(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
 
 function allItems() {
@@ -547,7 +548,7 @@ function refreshResults() {
     const metrics = Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k} ${v}`).join(" · ") : "metrics…";
     d.innerHTML = `<b>${escapeHtml(r.method)}</b> · ${r.width}×${r.height} · ` +
       (r.provisional ? "preview, full resolution coming…" : `${r.seconds} s`) +
-      (r.strokes ? ` · ${r.strokes} strokes` : "") + `<div class="metrics">${metrics}</div>`;
+      (r.strokes ? ` · ${plural(r.strokes, "stroke")}` : "") + `<div class="metrics">${metrics}</div>`;
     d.onclick = () => toggleShown("result:" + r.id);
     box.appendChild(d);
   }
