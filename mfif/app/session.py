@@ -128,6 +128,21 @@ def _display_rgb(path: Path, read_image) -> np.ndarray:
     return to_uint8_hwc(read_image(path))
 
 
+class _WatchedPath(os.PathLike):
+    """A frame path that reports each time the pipeline opens it: fusion progress without hooks
+    in the library (every stage reads frames through ``os.fspath``)."""
+
+    def __init__(self, path: Path, on_read):
+        self.path, self.on_read = path, on_read
+
+    def __fspath__(self) -> str:
+        self.on_read()
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
 @dataclass
 class Frame:
     path: Path
@@ -462,10 +477,12 @@ class AppSession:
                 # a stack that fits easily in memory runs the method itself (faster than the running
                 # reduction, which reads every frame once per pass, and it has all the method's maps)
                 in_memory = len(paths) <= IN_MEMORY_FRAMES and len(paths) * width * height * 3 * 4 <= IN_MEMORY_BYTES
+                watched = self._watch(job, paths, spec.name, k, n, passes=1 if in_memory else 3)
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    sr = fuse_stack(paths, spec.name, align=align, tile="auto", stream=False if in_memory else None,
+                    sr = fuse_stack(watched, spec.name, align=align, tile="auto", stream=False if in_memory else None,
                                     batch_frames=IN_MEMORY_FRAMES, **options[spec.name])
+                sr.frames.items = list(paths)  # later reads (retouching) are not this job's progress
                 for w in caught:
                     job.emit("warning", message=str(w.message))
                 seconds = time.perf_counter() - start
@@ -485,6 +502,23 @@ class AppSession:
             job.emit("failed", message=f"internal error: {exc.__class__.__name__}: {exc}")
         finally:
             job.finished = True
+
+    @staticmethod
+    def _watch(job: Job, paths: list[Path], method: str, k: int, n: int, *, passes: int) -> list[_WatchedPath]:
+        """Paths that turn frame reads into progress events (at most 5 a second). The expected
+        number of reads (one load/align pass + the merge passes) only scales the bar."""
+        state = {"reads": 0, "last": 0.0}
+        expected = len(paths) * (1 + passes)
+
+        def on_read():
+            state["reads"] += 1
+            now = time.monotonic()
+            if now - state["last"] > 0.2:
+                state["last"] = now
+                done = min(state["reads"] / expected, 0.95)
+                job.emit("progress", fraction=(k + done) / n,
+                         message=f"{method}: read {state['reads']} of about {expected} frames")
+        return [_WatchedPath(p, on_read) for p in paths]
 
     def _add_result(self, method: str, options: dict, sr, seconds: float, paths: list[Path], *,
                     scale: float = 1.0, replaces: Result | None = None) -> Result:

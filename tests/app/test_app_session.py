@@ -39,6 +39,7 @@ def test_fusion_job_events_and_result(session):
     events = _finish(session, session.start_fusion(["gff", "average"], align=False))
     kinds = [e["event"] for e in events]
     assert kinds.count("result") == 2 and kinds[-1] == "done" and "failed" not in kinds
+    assert any("gff: read 1 of about 6 frames" in e.get("message", "") for e in events)  # live progress from frame reads
     gff = next(r for r in session.results.values() if r.method == "gff")
     import mfif
 
