@@ -531,6 +531,8 @@ class AppSession:
         decision = result.decision
         if decision is None and result.weights is not None and method != "average":
             decision = result.weights.argmax(axis=0)
+        if [f.path for f in self.frames] != list(paths):
+            raise InputError("another stack was opened while fusing; fuse it again")
         ref = sr.frames.reference
         r = Result(id=replaces.id if replaces else f"r{next(self._ids)}", method=method, options=options,
                    fused=np.ascontiguousarray(result.fused, dtype=np.float32), frames=sr.frames, crop=crop,
@@ -658,7 +660,9 @@ class AppSession:
         base = Path(name).name
         if base != name or not base or base.startswith("."):
             raise AccessError(f"'{name}' must be a plain file name (it is written into the opened folder)")
-        target = self.folder / base
+        # dropped frames live in a folder of this launch that goes away: their results go to the root
+        folder = self.folder if self.root in (self.folder, *self.folder.parents) else self.root
+        target = folder / base
         if target.exists():
             raise InputError(f"{base} exists in the folder; choose another name (nothing is overwritten)")
         if bit_depth not in (8, 16):

@@ -140,9 +140,14 @@ def test_dropped_frames_are_kept_apart_from_the_folder(client, tmp_path):
     before = sorted(client.session_.root.rglob("*"))
     r = client.post("/api/upload", files=files, headers=H)
     assert r.status_code == 200, r.text
-    assert sorted(client.session_.root.rglob("*")) == before  # nothing written into the user's folder
+    assert sorted(client.session_.root.rglob("*")) == before  # the frames are not written into the user's folder
     state = r.json()
     assert state["folder"] == "(dropped files)" and [f["name"] for f in state["frames"]] == ["frame0.png", "frame1.png"]
+    job = client.post("/api/fuse", json={"methods": ["average"]}, headers=H).json()["job"]
+    assert "event: done" in client.get(f"/api/jobs/{job}/events", headers=H).text
+    rid = next(iter(client.session_.results))
+    r = client.post("/api/export", json={"result": rid, "name": "dropped.png", "bit_depth": 8}, headers=H)
+    assert r.status_code == 200 and (client.session_.root / "dropped.png").is_file()  # not in the temporary folder
     bad = [("files", ("../evil.png", paths[0].read_bytes(), "image/png")), ("files", ("x.exe", b"MZ", "image/png"))]
     r = client.post("/api/upload", files=bad, headers=H)
     assert r.status_code == 400 and r.json()["error"].startswith("x.exe: not an image file")
