@@ -28,8 +28,9 @@ from mfif.errors import InputError, MfifError
 PREVIEW_SIDE = 1600  # long side of previews: a screen's worth of pixels
 THUMB_SIDE = 160
 FULL_CACHE_ITEMS = 4  # full-resolution uint8 images kept for zoomed views
-PREVIEW_FIRST_PIXELS = 4_000_000  # above this, a stack is fused from its previews first
-IN_MEMORY_FRAMES, IN_MEMORY_BYTES = 8, 256 * 1024**2  # up to this, a stack is fused all in memory
+PREVIEW_FIRST_PIXELS = 4_000_000  # above this, a stack is fused from its previews first ...
+QUICK_LOOK_SIDE = 1024  # ... shrunk to this long side (a second or two for gff on 5 frames)
+IN_MEMORY_BYTES = 256 * 1024**2  # a pair up to this size is fused in memory
 
 
 class AccessError(MfifError, PermissionError):
@@ -468,20 +469,21 @@ class AppSession:
                 provisional = None
                 width, height = self.frames[0].size
                 if width * height > PREVIEW_FIRST_PIXELS:  # a quick look first, full resolution next
-                    sr = fuse_stack([f.preview for f in self.frames], spec.name, align=align, **options[spec.name])
+                    quick = [shrink(f.preview, QUICK_LOOK_SIDE) for f in self.frames]
+                    sr = fuse_stack(quick, spec.name, align=align, **options[spec.name])
                     provisional = self._add_result(spec.name, options[spec.name], sr, time.perf_counter() - start,
-                                                   paths, scale=width / self.frames[0].preview.shape[1])
+                                                   paths, scale=width / quick[0].shape[1])
                     job.emit("result", result=provisional.describe())
                     job.emit("progress", fraction=(k + 0.2) / n,
                              message=f"{spec.name}: preview shown; full resolution ({width}x{height}) in tiles")
-                # a stack that fits easily in memory runs the method itself (faster than the running
-                # reduction, which reads every frame once per pass, and it has all the method's maps)
-                in_memory = len(paths) <= IN_MEMORY_FRAMES and len(paths) * width * height * 3 * 4 <= IN_MEMORY_BYTES
+                # a small pair runs the method itself: 2x faster than the running reduction, which
+                # decodes every frame once per pass (benchmarks/app_latency.py); longer stacks stream
+                in_memory = len(paths) == 2 and 2 * width * height * 3 * 4 <= IN_MEMORY_BYTES
                 watched = self._watch(job, paths, spec.name, k, n, passes=1 if in_memory else 3)
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     sr = fuse_stack(watched, spec.name, align=align, tile="auto", stream=False if in_memory else None,
-                                    batch_frames=IN_MEMORY_FRAMES, **options[spec.name])
+                                    **options[spec.name])
                 sr.frames.items = list(paths)  # later reads (retouching) are not this job's progress
                 for w in caught:
                     job.emit("warning", message=str(w.message))
