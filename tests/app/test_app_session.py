@@ -88,6 +88,7 @@ def test_strokes_undo_redo_and_reapply(session):
     (rid,) = session.results
     r = session.results[rid]
     original = r.fused.copy()
+    session.full_rgb("result", rid)  # cached for views before the stroke
     frame1 = read_image(session.frames[1].path)
     stroke = {"frame": 1, "points": [[10, 10], [40, 30]], "radius": 6, "softness": 0.5}
     session.stroke(rid, stroke)
@@ -96,10 +97,14 @@ def test_strokes_undo_redo_and_reapply(session):
     expected = retouch(original, [f.path for f in session.frames], [stroke])
     np.testing.assert_allclose(r.fused, expected, atol=1e-6)
     assert np.abs(r.fused[:, 10, 10] - frame1[:, 10, 10]).max() < 1e-6
+    from mfif.app.session import to_uint8_hwc
+
+    assert np.array_equal(session.full_rgb("result", rid), to_uint8_hwc(r.fused))  # the view cache follows
     saved = session.strokes(rid)
     assert saved["size"] == [48, 60] and len(saved["strokes"]) == 1
     desc = session.undo(rid)
     assert np.array_equal(r.fused, original) and desc["can_redo"] and not desc["can_undo"]
+    assert np.array_equal(session.full_rgb("result", rid), to_uint8_hwc(original))
     session.redo(rid)
     np.testing.assert_allclose(r.fused, expected, atol=1e-6)
     with pytest.raises(InputError, match="nothing to redo"):
