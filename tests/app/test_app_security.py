@@ -2,8 +2,6 @@
 upload limit, binding to non-local addresses only with a flag and a warning."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("starlette", reason="the app's extra is not installed (pip install 'mfif[app]')")
