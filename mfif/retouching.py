@@ -182,17 +182,23 @@ def stroke_mask(stroke: Stroke, shape: tuple[int, int]) -> tuple[tuple[slice, sl
     return (slice(y0, y1), slice(x0, x1)), mask.astype(np.float32)
 
 
-def apply_stroke(image: np.ndarray, frame: np.ndarray, stroke: Stroke, *, coverage: np.ndarray | None = None) -> None:
+def apply_stroke(image: np.ndarray, frame: np.ndarray, stroke: Stroke, *,
+                 coverage: np.ndarray | None = None) -> tuple[slice, slice, np.ndarray] | None:
     """Paint ``frame`` (C, H, W) into ``image`` (C, H, W) in place under one stroke; ``coverage``
-    (H, W), when given, is raised to the stroke's mask (the union of all strokes' masks)."""
+    (H, W), when given, is raised to the stroke's mask (the union of all strokes' masks).
+
+    Returns (rows, cols, the region's pixels before the stroke) for undo, or None when the stroke
+    lies outside the image."""
     cut = stroke_mask(stroke, image.shape[-2:])
     if cut is None:
-        return
+        return None
     (rows, cols), mask = cut
     region = image[:, rows, cols]
+    before = region.copy()
     region += (frame[:, rows, cols] - region) * mask[None]
     if coverage is not None:
         np.maximum(coverage[rows, cols], mask, out=coverage[rows, cols])
+    return rows, cols, before
 
 
 def retouch(result, frames, strokes) -> FusionResult | np.ndarray:

@@ -584,19 +584,16 @@ class AppSession:
         return r
 
     def stroke(self, rid: str, data: dict) -> dict:
-        from mfif.retouching import as_retouch, stroke_mask
+        from mfif.retouching import apply_stroke, as_retouch
 
         r = self.final_result(rid)
         (stroke,) = as_retouch([data]).strokes
         with self.lock:
             frame = self._result_frame(r, stroke.frame)
-            cut = stroke_mask(stroke, r.fused.shape[-2:])
-            if cut is None:
+            painted = apply_stroke(r.fused, frame, stroke)
+            if painted is None:
                 raise InputError("the stroke lies outside the image")
-            (rows, cols), mask = cut
-            before = r.fused[:, rows, cols].copy()
-            region = r.fused[:, rows, cols]
-            region += (frame[:, rows, cols] - region) * mask[None]
+            rows, cols, before = painted
             r.done.append(StrokeRecord(stroke, rows, cols, before))
             r.undone.clear()
             self._changed(r, rows, cols)
