@@ -15,4 +15,11 @@ def fuse(images, method: str = "gff", **options) -> FusionResult:
     return _fuse(images, method=method, **options)
 
 
-__all__ = ["fuse", "FusionResult", "MfifError", "InputError", "__version__"]
+def retouch(result, frames, strokes):
+    """Paint source frames into a fused image along brush strokes (see :func:`mfif.retouching.retouch`)."""
+    from mfif.retouching import retouch as _retouch
+
+    return _retouch(result, frames, strokes)
+
+
+__all__ = ["fuse", "retouch", "FusionResult", "MfifError", "InputError", "__version__"]

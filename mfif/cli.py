@@ -1,4 +1,4 @@
-"""Command line: ``mfif fuse | batch | list | metrics | synth | train``.
+"""Command line: ``mfif fuse | batch | list | metrics | synth | train | app``.
 
 Exit codes: 0 success; 1 an error in the input or output (one line on stderr, no traceback);
 2 a usage error (argparse); 130 interrupted. ``--debug`` shows the traceback of unexpected errors.
@@ -21,6 +21,7 @@ _FEATURE_COMMANDS: tuple[str, ...] = (
     "mfif.evaluation.cli",
     "mfif.train.cli",
     "mfif.batch",
+    "mfif.app.cli",
 )
 
 
@@ -129,6 +130,10 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
     sr = fuse_stack(paths, spec.name, align=align, align_options=_align_options(args), tile=tile,
                     batch_frames=args.batch_frames, stream=stream, **options)
     result, frames = sr.result, sr.frames
+    if getattr(args, "retouch", None):
+        from mfif.retouching import retouch
+
+        result = retouch(result, frames, args.retouch)
     bit_depth = args.bit_depth or frames.bit_depth
     write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif)
     if save_map:
@@ -165,7 +170,13 @@ def _cmd_fuse(args) -> int:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
     if args.batch_frames < 2:
         raise InputError(f"--batch-frames must be at least 2, got {args.batch_frames}")
+    if args.retouch:
+        from mfif.retouching import load_strokes
+
+        load_strokes(args.retouch)  # a bad strokes file fails before any work
     if args.batch:
+        if args.retouch:
+            raise InputError("--retouch paints one result; it cannot be combined with --batch")
         if args.inputs:
             raise InputError("--batch takes the stacks' parent folder; give no other inputs")
         return _cmd_fuse_batch(args, spec, options)
@@ -233,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="torch device for learned methods (cpu, cuda)")
     p.add_argument("--mode", help="fusion mode for methods that have several (e.g. IFCNN)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="method option (repeatable), see 'mfif list -v'")
+    p.add_argument("--retouch", metavar="STROKES.json", help="paint source frames into the result along the brush "
+                   "strokes saved by 'mfif app' (mfif.retouch)")
     g = p.add_argument_group("real stacks (alignment, long stacks, huge images, batches)")
     g.add_argument("--align", dest="align", action="store_true", default=None,
                    help="register every frame to the middle frame (default: on for more than 2 frames)")
