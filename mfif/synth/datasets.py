@@ -204,7 +204,8 @@ class PairDataset(Dataset):
     float32 tensors (S = the recipe's ``size``).
     """
 
-    _MAKERS = {"ifcnn": R.make_ifcnn, "hourglass": R.make_hourglass, "layered": R.make_layered}
+    _MAKERS = {"ifcnn": R.make_ifcnn, "hourglass": R.make_hourglass, "layered": R.make_layered,
+               "thinlens": R.make_thinlens}
 
     def __init__(self, source, recipe="layered", *, frames: int = 2, length: int | None = None, seed: int = 0):
         self.recipe = R.get_recipe(recipe) if isinstance(recipe, str) else recipe

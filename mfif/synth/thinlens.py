@@ -279,7 +279,7 @@ def focal_sweep(scene: LayeredScene, lens: ThinLens, focus_distances, *, breathi
                       gt=gt, focus_distances=dists, scales=np.array([f.scale for f in frames]))
 
 
-def scene_from_depth_map(image: np.ndarray, depth: np.ndarray, *, planes: int = 16) -> LayeredScene:
+def scene_from_depth_map(image: np.ndarray, depth: np.ndarray, *, planes: int | None = 16) -> LayeredScene:
     """Cut an image into depth planes equally spaced in dioptres (1 / distance).
 
     Args:
@@ -287,7 +287,8 @@ def scene_from_depth_map(image: np.ndarray, depth: np.ndarray, *, planes: int = 
         depth: (H, W) distance of each pixel (m), positive and finite.
         planes: number of planes between the nearest and farthest depth; each plane sits at the
             dioptric mean of its bin, so the blur error of the quantisation is at most half a
-            bin's radius step.
+            bin's radius step. ``None``: one plane per distinct depth value (a piecewise
+            constant depth map, e.g. one depth per segment).
     """
     image = np.asarray(image, dtype=np.float32)
     depth = np.asarray(depth, dtype=np.float64)
@@ -295,10 +296,14 @@ def scene_from_depth_map(image: np.ndarray, depth: np.ndarray, *, planes: int = 
         raise ValueError(f"image (C, H, W) {image.shape} and depth (H, W) {depth.shape} do not match")
     if not np.all(np.isfinite(depth)) or np.any(depth <= 0):
         raise ValueError("depth map must be positive and finite (metres)")
-    if planes < 1:
+    if planes is not None and planes < 1:
         raise ValueError(f"planes must be at least 1, got {planes}")
     inv = 1.0 / depth
     lo, hi = float(inv.min()), float(inv.max())
+    if planes is None:
+        values, idx = np.unique(depth, return_inverse=True)
+        alphas = (idx.reshape(depth.shape)[None] == np.arange(values.size)[:, None, None]).astype(np.float32)
+        return LayeredScene(image, alphas, values)
     if hi - lo < 1e-12:
         idx = np.zeros(depth.shape, np.int64)
     else:
