@@ -11,7 +11,8 @@ forward + loss + backward + Adam update on a fixed batch of thin-lens pairs
 - ``bf16+cl``: both.
 
 Printed per network and way: samples/s (median of ``--repeats`` timings of ``--steps`` steps
-after ``--warmup`` steps), the step's FLOPs (``torch.utils.flop_counter``, forward + backward),
+after ``--warmup`` steps; the repeats of the four ways are interleaved, so a change in the load
+of a shared machine hits them alike), the step's FLOPs (``torch.utils.flop_counter``, forward + backward),
 achieved GFLOP/s, and that as a share of the machine's matmul peak measured in the same process
 (``torch.mm`` of two N x N matrices, fp32 and bf16, best of several; ``2 N^3`` FLOPs). Speed-ups
 are ratios against ``fp32`` from the same run.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -142,7 +144,8 @@ def _step(task, net, opt, x, batch, bf16: bool):
     return loss
 
 
-def time_way(task, batch, way: str, *, steps: int, warmup: int, repeats: int) -> dict:
+def prepare_way(task, batch, way: str, *, warmup: int) -> dict:
+    """A copy of the network set up for ``way``, warmed up, with the FLOPs of one step."""
     import copy
 
     bf16, cl = way.startswith("bf16"), way.endswith("+cl")
@@ -155,16 +158,25 @@ def time_way(task, batch, way: str, *, steps: int, warmup: int, repeats: int) ->
         _step(task, net, opt, x, batch, bf16)
     with FlopCounterMode(display=False) as counter:
         _step(task, net, opt, x, batch, bf16)
-    flops = counter.get_total_flops()
-    times = []
+    return {"net": net, "opt": opt, "x": x, "bf16": bf16, "flops": counter.get_total_flops(), "times": []}
+
+
+def time_ways(task, batch, *, steps: int, warmup: int, repeats: int) -> dict:
+    """Median step time of every way; the repeats are interleaved (fp32, fp32+cl, bf16, bf16+cl,
+    fp32, ...) so a change in machine load hits all ways alike."""
+    prepared = {way: prepare_way(task, batch, way, warmup=warmup) for way in WAYS}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            _step(task, net, opt, x, batch, bf16)
-        times.append((time.perf_counter() - t0) / steps)
-    t = statistics.median(times)
-    return {"step_s": t, "samples_per_s": batch["frames"].shape[0] / t, "gflop_per_step": flops / 1e9,
-            "gflop_per_s": flops / t / 1e9}
+        for way, p in prepared.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                _step(task, p["net"], p["opt"], p["x"], batch, p["bf16"])
+            p["times"].append((time.perf_counter() - t0) / steps)
+    rows = {}
+    for way, p in prepared.items():
+        t = statistics.median(p["times"])
+        rows[way] = {"step_s": t, "step_s_all": p["times"], "samples_per_s": batch["frames"].shape[0] / t,
+                     "gflop_per_step": p["flops"] / 1e9, "gflop_per_s": p["flops"] / t / 1e9}
+    return rows
 
 
 def loss_check(task, batches: list[dict]) -> dict:
@@ -225,9 +237,8 @@ def main(argv=None) -> int:
     results = {}
     for key in args.nets.split(","):
         task = tasks[key]()
-        rows = {}
+        rows = time_ways(task, batches[0], steps=args.steps, warmup=args.warmup, repeats=args.repeats)
         for way in WAYS:
-            rows[way] = time_way(task, batches[0], way, steps=args.steps, warmup=args.warmup, repeats=args.repeats)
             r = rows[way]
             r["speedup_vs_fp32"] = rows["fp32"]["step_s"] / r["step_s"]
             r["share_of_peak"] = r["gflop_per_s"] / peaks["bf16" if way.startswith("bf16") else "fp32"]
@@ -238,7 +249,7 @@ def main(argv=None) -> int:
               f"|diff| {check['abs_diff']:.2e} vs fp32 spread over batches {check['fp32_loss_std_over_batches']:.2e}; "
               f"grad cosine {check['grad_cosine']:.4f}", flush=True)
         results[task.name] = {"weights": task.weights, "ways": rows, "bf16_loss_check": check}
-    env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    env = {"torch": torch.__version__, "threads": args.threads, "load_average": list(os.getloadavg()), "cpu": platform.processor() or platform.machine(),
            "batch": args.batch, "size": args.size, "data": batches[0]["source"],
            "command": "python benchmarks/train_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     payload = {"env": env, "matmul_peak_gflops": peaks, "nets": results}
@@ -256,7 +267,8 @@ def render_md(payload: dict) -> str:
     lines = ["# Training step speed: fp32 vs bf16 autocast vs channels-last", "",
              f"`{env['command']}` (under `flock /tmp/mfif-heavy.lock nice`); torch {env['torch']}, "
              f"{env['threads']} threads; batch {env['batch']} x 2 frames, {env['size']}x{env['size']} px; "
-             f"data: {env['data']}.", "",
+             f"data: {env['data']}. Load average at the end (other engineers share the 2 cores): "
+             f"{', '.join(f'{v:.1f}' for v in env['load_average'])}.", "",
              f"Matmul peak measured in the same run: fp32 **{peaks['fp32']:.1f}** GFLOP/s, "
              f"bf16 **{peaks['bf16']:.1f}** GFLOP/s.", "",
              "| network | way | samples/s | speed-up vs fp32 | GFLOP/step | GFLOP/s | share of matmul peak |",

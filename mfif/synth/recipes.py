@@ -76,6 +76,7 @@ from mfif.synth.augment import (Augment, apply_dihedral, camera_effects, colour_
 from mfif.synth.blur import coc_radius, defocus_support, gaussian_blur, gaussian_ksize, ifcnn_sigma
 from mfif.synth.compose import LayerStack, composite_hard
 from mfif.synth.sources import PhotoSource
+from mfif.synth.thinlens import LayeredScene, ThinLens, focal_sweep
 
 # BT.601 luma, as MATLAB's rgb2gray (the metrics use the same weights)
 GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
@@ -607,8 +608,6 @@ def make_thinlens(source: PhotoSource, index: int, rng: np.random.Generator, cfg
     Focus map k = 1 where frame k has the smallest blur (ground-truth geometry); ``blur`` holds
     each frame's radius map.
     """
-    from mfif.synth.thinlens import ThinLens, focal_sweep, scene_from_depth_map
-
     n = frames
     h, w = source.image_size(index)
     if cfg.size is None:
@@ -649,8 +648,10 @@ def make_thinlens(source: PhotoSource, index: int, rng: np.random.Generator, cfg
     raw = ThinLens(focal_length, 2.8, 1.0)  # radii for a unit pitch, then scaled to r_max
     top = max(float(np.max(raw.coc_radius(seg_dist, s))) for s in focus_dist)
     lens = ThinLens(focal_length, 2.8, top / r_max if top > 0 else 1.0)
-    depth_map = seg_dist[labels]
-    scene = scene_from_depth_map(np.moveaxis(image, -1, 0), depth_map, planes=None)
+    plane_dist, plane_of_seg = np.unique(seg_dist, return_inverse=True)  # one layer per depth plane
+    plane_map = plane_of_seg.reshape(-1)[labels]
+    alphas = (plane_map[None] == np.arange(plane_dist.size)[:, None, None]).astype(np.float32)
+    scene = LayeredScene(np.moveaxis(image, -1, 0), alphas, plane_dist)
     sweep = focal_sweep(scene, lens, focus_dist, breathing=cfg.breathing)
     radii = np.stack([lens.coc_radius(scene.depths, s) for s in focus_dist])  # (n, L), GT geometry
     radii = np.where(radii < 0.5, 0.0, radii)
