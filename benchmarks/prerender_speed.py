@@ -53,7 +53,7 @@ def read_back(folder: Path, epochs: int = 3) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="pre-render throughput")
-    p.add_argument("--count", type=int, default=200)
+    p.add_argument("--count", type=int, default=600)
     p.add_argument("--live", type=int, default=40, help="samples timed on the fly")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)

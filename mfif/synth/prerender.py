@@ -53,10 +53,14 @@ def _render_chunk(job):
     """Worker: samples [start, stop) of the dataset as uint8 arrays."""
     from mfif.synth.datasets import PairDataset
 
-    source, recipe, frames, seed, length, start, stop = job
+    source, recipe, frames, seed, length, start, stop, single_thread = job
     key = (source, recipe, frames, seed, length)
     ds = _DATASETS.get(key)
     if ds is None:
+        if single_thread:  # a spawned worker: one OpenCV thread each, the workers share the cores
+            import cv2
+
+            cv2.setNumThreads(1)
         _DATASETS.clear()
         ds = _DATASETS[key] = PairDataset(source, recipe, frames=frames, seed=seed, length=length)
     out = []
@@ -145,7 +149,7 @@ def prerender(source, recipe, n: int, out: str | os.PathLike, *, frames: int = 2
     if mode == "w+":
         save_progress(0)
     first = done
-    jobs = [(source, recipe, frames, seed, n, s, min(s + chunk, n)) for s in range(done, n, chunk)]
+    jobs = [(source, recipe, frames, seed, n, s, min(s + chunk, n), workers > 1) for s in range(done, n, chunk)]
     bar = None
     if progress:
         from tqdm import tqdm
