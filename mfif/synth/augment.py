@@ -6,7 +6,10 @@ alike; photometric ones are split by what they model:
 - colour jitter changes the *scene*: it is applied to the sharp photo before rendering, so the
   frames and the ground truth stay consistent (in-focus pixels still equal the ground truth);
 - sensor noise and JPEG compression happen in the *camera*: they are applied to each frame
-  independently and never to the ground truth.
+  independently and never to the ground truth;
+- differences *between* frames (exposure, white balance, a sub-pixel misregistration) are drawn
+  for every frame but one reference frame (chosen at random), which keeps the ground truth's
+  geometry and colour: a stack registered and colour-matched to one of its frames.
 
 Images are (H, W, C) float32 in [0, 1] here; masks (H, W).
 """
@@ -31,6 +34,12 @@ class Augment:
             read noise and shot noise each up to this); 0 = off.
         jpeg: JPEG quality range (lo, hi) applied to each frame, or None.
         jpeg_probability: chance a frame is JPEG-compressed when ``jpeg`` is set.
+        exposure: maximum exposure difference of a frame from the reference, in EV (stops):
+            a gain ``2 ** U(-exposure, exposure)`` in linear light; 0 = off.
+        white_balance: maximum white-balance difference: red and blue gains
+            ``exp(U(-wb, wb))`` relative to green, in linear light; 0 = off.
+        shift: maximum misregistration of a frame from the reference, pixels per axis
+            (``U(-shift, shift)``, bicubic resampling); 0 = off.
     """
 
     hflip: bool = False
@@ -42,6 +51,9 @@ class Augment:
     noise: float = 0.0
     jpeg: tuple[int, int] | None = None
     jpeg_probability: float = 0.5
+    exposure: float = 0.0
+    white_balance: float = 0.0
+    shift: float = 0.0
 
     @property
     def dihedral(self) -> bool:
@@ -187,6 +199,71 @@ def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
     return dec.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] to linear light (IEC 61966-2-1)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / np.float32(12.92), ((x + np.float32(0.055)) / np.float32(1.055)) ** 2.4
+                    ).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Linear light to sRGB-encoded values, clipped to [0, 1] (highlights saturate)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * np.float32(12.92),
+                    np.float32(1.055) * x ** (1 / 2.4) - np.float32(0.055)).astype(np.float32)
+
+
+def subpixel_shift(frame: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Translate an (H, W, C) frame by (dy, dx) pixels (bicubic, borders reflected)."""
+    h, w = frame.shape[:2]
+    m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float64)
+    out = cv2.warpAffine(np.ascontiguousarray(frame, dtype=np.float32), m, (w, h), flags=cv2.INTER_CUBIC,
+                         borderMode=cv2.BORDER_REFLECT_101)
+    if out.ndim == 2:
+        out = out[..., None]
+    return np.clip(out, 0.0, 1.0)
+
+
+def exposure_white_balance(frame: np.ndarray, gain: float, channel_gains=None) -> np.ndarray:
+    """Scale an (H, W, C) sRGB frame by ``gain`` (and per-channel gains) in linear light."""
+    g = np.full(frame.shape[2], gain, np.float32)
+    if channel_gains is not None:
+        g = g * np.asarray(channel_gains, np.float32)
+    return linear_to_srgb(srgb_to_linear(frame) * g)
+
+
+def frame_differences(frames: list[np.ndarray], rng: np.random.Generator, aug: Augment) -> tuple[list[np.ndarray], dict]:
+    """Misregistration, exposure and white-balance differences of every frame but a random
+    reference (see :class:`Augment`). Draws nothing when all three are off.
+
+    Returns (frames, info): ``info`` has the reference index and each frame's shift, EV and
+    (R, G, B) gains.
+    """
+    if not (aug.shift > 0 or aug.exposure > 0 or aug.white_balance > 0):
+        return frames, {}
+    ref = int(rng.integers(0, len(frames)))
+    out, shifts, evs, wbs = [], [], [], []
+    for i, f in enumerate(frames):
+        dy = dx = ev = 0.0
+        cg = [1.0] * f.shape[2]
+        if i != ref:
+            if aug.shift > 0:
+                dy, dx = (float(v) for v in rng.uniform(-aug.shift, aug.shift, size=2))
+                f = subpixel_shift(f, dy, dx)
+            if aug.exposure > 0:
+                ev = float(rng.uniform(-aug.exposure, aug.exposure))
+            if aug.white_balance > 0 and f.shape[2] == 3:
+                r, b = np.exp(rng.uniform(-aug.white_balance, aug.white_balance, size=2))
+                cg = [float(r), 1.0, float(b)]
+            if ev != 0.0 or cg != [1.0] * f.shape[2]:
+                f = exposure_white_balance(f, 2.0 ** ev, cg)
+        out.append(f)
+        shifts.append([dy, dx])
+        evs.append(ev)
+        wbs.append(cg)
+    return out, {"reference_frame": ref, "shift": shifts, "exposure_ev": evs, "channel_gains": wbs}
+
+
 def camera_effects(frames: list[np.ndarray], rng: np.random.Generator, aug: Augment) -> list[np.ndarray]:
     """Sensor noise then JPEG, drawn independently for every frame (never for the ground truth)."""
     out = []
@@ -201,5 +278,6 @@ def camera_effects(frames: list[np.ndarray], rng: np.random.Generator, aug: Augm
 
 __all__ = [
     "Augment", "random_resized_crop_box", "random_square_box", "crop_resize", "random_dihedral", "apply_dihedral",
-    "colour_jitter", "sensor_noise", "jpeg_roundtrip", "camera_effects",
+    "colour_jitter", "sensor_noise", "jpeg_roundtrip", "camera_effects", "srgb_to_linear", "linear_to_srgb",
+    "subpixel_shift", "exposure_white_balance", "frame_differences",
 ]

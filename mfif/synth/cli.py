@@ -7,12 +7,16 @@ Usage::
                [--compositing {layered,hard}] [--boundary-only] [--noise SIGMA] [--jpeg LO-HI]
                [--bit-depth {8,16}] [--sheet PATH] [--force] [--quiet]
     mfif synth --devset --source SHARED/data/train/bsds500 -o OUT [--force]
+    mfif synth --prerender --source DIR --recipe {thinlens,layered,ifcnn,hourglass} -n N -o OUT
+               [--frames K] [--seed S] [--size PX] [--workers W] [--resume] [--force] [--quiet]
 
 The first form writes ``N`` samples (frames ``<name>_A.png``, ``<name>_B.png``, ...,
 ``<name>_GT.png``, focus maps in ``focus/``; patch recipes write ``<name>_A/B.png`` and labels in
 ``index.csv``) and ``contact_sheet.png``. The second writes the dev evaluation set: 100 pairs + 20
 three-frame stacks from the BSDS500 test split with the fixed seed
-:data:`mfif.synth.write.DEVSET_SEED` (see :mod:`mfif.synth.write`).
+:data:`mfif.synth.write.DEVSET_SEED` (see :mod:`mfif.synth.write`). The third pre-renders N
+training samples into memory-mappable uint8 arrays for :class:`mfif.synth.prerender.PrerenderedPairs`
+(see :mod:`mfif.synth.prerender`) and prints its pairs/s.
 
 Until the subcommand is wired into ``mfif/cli.py`` the same commands run as
 ``python -m mfif.synth.cli synth ...``.
@@ -69,6 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="contact sheet file (a bare name goes inside OUT; default contact_sheet.png)")
     p.add_argument("--devset", action="store_true",
                    help="write the fixed dev evaluation set (100 pairs + 20 stacks from the BSDS500 test split)")
+    p.add_argument("--prerender", action="store_true",
+                   help="write N training samples as uint8 arrays (frames.npy, gt.npy, focus.npy) for streaming")
+    p.add_argument("--workers", type=int, default=1, metavar="W", help="--prerender: parallel processes (default 1)")
+    p.add_argument("--resume", action="store_true", help="--prerender: continue an interrupted OUT.partial")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -130,6 +138,16 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 2:
         raise InputError(f"--frames must be at least 2, got {args.frames}")
     recipe = _recipe_from_args(args)
+    if args.prerender:
+        from mfif.synth.prerender import prerender
+
+        meta = prerender(args.source, recipe, args.count, args.output, frames=args.frames,
+                         seed=0 if args.seed is None else args.seed, workers=args.workers, resume=args.resume,
+                         force=args.force, progress=not args.quiet)
+        print(f"{args.output}: {meta['samples']} samples ({meta['bytes_per_sample'] / 1e3:.0f} kB each); "
+              f"rendered {meta['rendered']} in {meta['seconds']:.1f} s = {meta['pairs_per_s']:.1f} pairs/s "
+              f"with {args.workers} worker(s)")
+        return 0
     from mfif.synth.sources import PhotoSource
 
     split = [s for s in args.split.split(",") if s] if args.split else None

@@ -12,8 +12,8 @@ per pass. Decoded photos are cached per process (:class:`~mfif.synth.sources.Pho
   ``boundary`` flag; ``boundary_only=True`` for the boundary refinement net. Consecutive items
   share a scene; :class:`SceneShuffleSampler` shuffles while keeping them together, which lets the
   per-process scene cache work.
-- :class:`PairDataset` — frames + ground truth + focus maps (IFCNN, Hourglass, layered recipes),
-  ``frames >= 2``.
+- :class:`PairDataset` — frames + ground truth + focus maps (IFCNN, Hourglass, layered, thinlens
+  recipes), ``frames >= 2``. Pre-rendered copies: :mod:`mfif.synth.prerender`.
 
 Items are dicts of tensors, so the default collate function batches them. Workers: the datasets
 are safe with ``DataLoader(num_workers=W)`` (fork). Do not call ``cv2.setNumThreads`` inside a
@@ -195,7 +195,7 @@ class PairDataset(Dataset):
 
     Args:
         source: folder of photos or a :class:`PhotoSource`.
-        recipe: ``"ifcnn"``, ``"hourglass"``, ``"layered"`` or one of their configs.
+        recipe: ``"ifcnn"``, ``"hourglass"``, ``"layered"``, ``"thinlens"`` or one of their configs.
         frames: frames per item (>= 2).
         length: number of items (default: 10 per photo).
         seed: fixes every item.
@@ -204,7 +204,8 @@ class PairDataset(Dataset):
     float32 tensors (S = the recipe's ``size``).
     """
 
-    _MAKERS = {"ifcnn": R.make_ifcnn, "hourglass": R.make_hourglass, "layered": R.make_layered}
+    _MAKERS = {"ifcnn": R.make_ifcnn, "hourglass": R.make_hourglass, "layered": R.make_layered,
+               "thinlens": R.make_thinlens}
 
     def __init__(self, source, recipe="layered", *, frames: int = 2, length: int | None = None, seed: int = 0):
         self.recipe = R.get_recipe(recipe) if isinstance(recipe, str) else recipe

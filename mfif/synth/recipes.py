@@ -22,6 +22,11 @@ recipe        what it makes                                               paper
               depth groups, thin-lens disk PSF whose radius grows with
               the distance from each frame's focal plane, occlusion-aware
               layered compositing
+``thinlens``  RGB frames + ground truth; IFCNN-style segment depths in    ours (mfif/synth/README.md)
+              metres, a physical thin lens focused on one segment per
+              depth group (:mod:`mfif.synth.thinlens`), breathing
+              optional; camera effects: noise, JPEG, exposure, white
+              balance, sub-pixel misregistration
 ============  ==========================================================  =========================
 
 Choices the papers leave open (written down here):
@@ -67,10 +72,11 @@ import numpy as np
 from mfif.errors import InputError
 from mfif.synth import focus_maps as fm
 from mfif.synth.augment import (Augment, apply_dihedral, camera_effects, colour_jitter, crop_resize,
-                                random_dihedral, random_resized_crop_box, random_square_box)
+                                frame_differences, random_dihedral, random_resized_crop_box, random_square_box)
 from mfif.synth.blur import coc_radius, defocus_support, gaussian_blur, gaussian_ksize, ifcnn_sigma
 from mfif.synth.compose import LayerStack, composite_hard
 from mfif.synth.sources import PhotoSource
+from mfif.synth.thinlens import LayeredScene, ThinLens, focal_sweep
 
 # BT.601 luma, as MATLAB's rgb2gray (the metrics use the same weights)
 GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
@@ -251,7 +257,39 @@ class LayeredRecipe:
         return 0 if self.size is None else self.size
 
 
-RECIPES: dict[str, type] = {r.name: r for r in (LiuRecipe, IfcnnRecipe, HourglassRecipe, BARecipe, LayeredRecipe)}
+@dataclass(frozen=True)
+class ThinLensRecipe:
+    """Ours: IFCNN-style depth-layer scenes rendered through a thin lens, with camera effects.
+
+    Parameter ranges (all drawn per sample; see the module docstring and ``mfif/synth/README.md``).
+    """
+
+    name: ClassVar[str] = "thinlens"
+    kind: ClassVar[str] = "images"
+    size: int | None = 224  # None: the whole photo
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    near_range: tuple[float, float] = (0.3, 1.5)  # distance of the nearest depth (m)
+    far_range: tuple[float, float] = (3.0, 30.0)  # distance of the farthest depth (m)
+    focal_length_range: tuple[float, float] = (0.024, 0.105)  # m, log-uniform
+    max_radius: tuple[float, float] = (2.0, 12.0)  # largest blur radius in the sample (px)
+    threshold_range: tuple[float, float] = (0.3, 0.7)
+    coherence: float = 0.6
+    planes: int = 12  # depth planes, equally spaced in dioptres
+    min_fraction: float = 0.05
+    breathing: bool = False
+    shuffle_frames: bool = True
+    augment: Augment = Augment(hflip=True, vflip=True, rot90=True, brightness=0.1, contrast=0.1, saturation=0.1,
+                               noise=0.02, jpeg=(75, 98), jpeg_probability=0.5, exposure=0.15,
+                               white_balance=0.03, shift=0.5)
+
+    @property
+    def min_side(self) -> int:
+        return 0 if self.size is None else self.size // 2
+
+
+RECIPES: dict[str, type] = {r.name: r for r in (LiuRecipe, IfcnnRecipe, HourglassRecipe, BARecipe, LayeredRecipe,
+                                                ThinLensRecipe)}
 
 
 def get_recipe(name: str, **overrides):
@@ -325,6 +363,9 @@ def _finish(frames, gt, focus, blur, rng, aug: Augment, shuffle: bool, info: dic
     frames = [frames[i] for i in order]
     focus, blur = focus[order], blur[order]
     info["order"] = [int(i) for i in order]
+    frames, differences = frame_differences(frames, rng, aug)
+    if differences:
+        info["frame_differences"] = differences
     frames = camera_effects(frames, rng, aug)
     chw = np.stack([np.moveaxis(f, -1, 0) for f in frames]).astype(np.float32)
     return MultiFocusSample(frames=np.ascontiguousarray(chw), gt=np.ascontiguousarray(np.moveaxis(gt, -1, 0)),
@@ -552,6 +593,82 @@ def make_layered(source: PhotoSource, index: int, rng: np.random.Generator, cfg:
 
 
 # ----------------------------------------------------------------------------------------------
+# Thin lens (ours)
+
+
+def make_thinlens(source: PhotoSource, index: int, rng: np.random.Generator, cfg: ThinLensRecipe = ThinLensRecipe(),
+                  frames: int = 2) -> MultiFocusSample:
+    """One sample of the thin-lens recipe (see the module docstring).
+
+    Segments get IFCNN-style depths (a coherent random field), quantised to ``cfg.planes``
+    planes equally spaced in dioptres between a near and a far distance; ``frames - 1`` depth
+    thresholds split them into groups, and frame k focuses on a random segment (area-weighted) of
+    group k. Every plane is blurred by its thin-lens circle of confusion
+    (:mod:`mfif.synth.thinlens`), so in-focus groups are sharp only within the depth of field.
+    Focus map k = 1 where frame k has the smallest blur (ground-truth geometry); ``blur`` holds
+    each frame's radius map.
+    """
+    n = frames
+    h, w = source.image_size(index)
+    if cfg.size is None:
+        box, out_hw = (0, 0, h, w), (h, w)
+    else:
+        box = random_resized_crop_box(h, w, rng, scale=cfg.crop_scale, ratio=cfg.crop_ratio)
+        out_hw = (cfg.size, cfg.size)
+    image, labels, alpha = _crop_photo(source, index, rng, box, out_hw)
+    image = colour_jitter(image, rng, cfg.augment)
+    if labels is None and alpha is not None:
+        labels = fm.alpha_to_labels(alpha)
+    groups, mask_source = None, "segments"
+    if labels is not None:
+        labels, k = fm.relabel(labels)
+        area = fm.segment_areas(labels, k)
+        depths = fm.segment_depths(labels, k, rng, coherence=cfg.coherence)
+        depths = (np.minimum(np.floor(depths * cfg.planes), cfg.planes - 1) + 0.5) / cfg.planes
+        groups = fm.threshold_groups(depths, area, n, rng, threshold_range=cfg.threshold_range,
+                                     min_fraction=cfg.min_fraction) if k >= n else None
+    if groups is None:
+        mask_source = "smooth shapes"
+        labels, depths, groups = _smooth_groups(out_hw, rng, n, cfg.min_fraction, by_depth=True,
+                                                coherence=cfg.coherence)
+        labels, k = fm.relabel(labels)
+        depths = (np.minimum(np.floor(np.asarray(depths) * cfg.planes), cfg.planes - 1) + 0.5) / cfg.planes
+        area = fm.segment_areas(labels, k)
+    near, far = float(rng.uniform(*cfg.near_range)), float(rng.uniform(*cfg.far_range))
+    dioptre = 1.0 / near + np.asarray(depths, np.float64) * (1.0 / far - 1.0 / near)  # depth 0 = near
+    focus_dist = []
+    for g in range(n):
+        sel = np.flatnonzero(groups == g)
+        wts = area[sel] / area[sel].sum()
+        focus_dist.append(1.0 / dioptre[int(rng.choice(sel, p=wts))])
+    log_f = np.log(cfg.focal_length_range)
+    focal_length = float(np.exp(rng.uniform(*log_f)))
+    r_max = float(rng.uniform(*cfg.max_radius))
+    seg_dist = 1.0 / dioptre
+    raw = ThinLens(focal_length, 2.8, 1.0)  # radii for a unit pitch, then scaled to r_max
+    top = max(float(np.max(raw.coc_radius(seg_dist, s))) for s in focus_dist)
+    lens = ThinLens(focal_length, 2.8, top / r_max if top > 0 else 1.0)
+    plane_dist, plane_of_seg = np.unique(seg_dist, return_inverse=True)  # one layer per depth plane
+    plane_map = plane_of_seg.reshape(-1)[labels]
+    alphas = (plane_map[None] == np.arange(plane_dist.size)[:, None, None]).astype(np.float32)
+    scene = LayeredScene(np.moveaxis(image, -1, 0), alphas, plane_dist)
+    sweep = focal_sweep(scene, lens, focus_dist, breathing=cfg.breathing)
+    radii = np.stack([lens.coc_radius(scene.depths, s) for s in focus_dist])  # (n, L), GT geometry
+    radii = np.where(radii < 0.5, 0.0, radii)
+    visible = scene.visible_layer()
+    best = np.argmin(radii[:, visible], axis=0)
+    focus = (best[None] == np.arange(n)[:, None, None]).astype(np.float32)
+    out = [np.ascontiguousarray(np.moveaxis(f, 0, -1)) for f in sweep.frames]
+    gt = np.ascontiguousarray(np.moveaxis(sweep.gt, 0, -1))
+    info = {"recipe": "thinlens", "photo": source[index].name, "mask_source": mask_source, "box": list(box),
+            "focal_length": focal_length, "pixel_pitch": lens.pixel_pitch, "near": near, "far": far,
+            "focus_distances": [float(s) for s in focus_dist], "max_radius": float(radii.max()),
+            "layers": len(scene.depths), "breathing_scales": [float(v) for v in sweep.scales],
+            "spill": int(math.ceil(defocus_support(float(radii.max())) + 1))}
+    return _finish(out, gt, focus, sweep.radius, rng, cfg.augment, cfg.shuffle_frames, info)
+
+
+# ----------------------------------------------------------------------------------------------
 # Liu patches
 
 
@@ -712,6 +829,7 @@ def ba_patch(scene: BAScene, rng: np.random.Generator, cfg: BARecipe = BARecipe(
 
 __all__ = [
     "GREY_WEIGHTS", "to_grey", "MultiFocusSample", "PatchSample", "LiuRecipe", "IfcnnRecipe", "HourglassRecipe",
-    "BARecipe", "LayeredRecipe", "RECIPES", "get_recipe", "make_ifcnn", "make_hourglass", "make_layered",
+    "BARecipe", "LayeredRecipe", "ThinLensRecipe", "RECIPES", "get_recipe", "make_ifcnn", "make_hourglass",
+    "make_layered", "make_thinlens",
     "liu_patch", "BAScene", "make_ba_scene", "ba_patch",
 ]
