@@ -254,3 +254,42 @@ def nframe_tile_plan(measure: Callable[[np.ndarray], np.ndarray], measure_halo: 
                     global_step=lambda d, n, o: global_step(d, n),
                     finish=lambda st, d, o: FusionResult(fused=fuse_by_decision(st, d, levels=levels), decision=d),
                     finish_halo=6 * 2 ** levels)
+
+
+def champion_decision(frames, pair_score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """N-frame decision of a pairwise method in N - 1 comparisons (linear in N).
+
+    The running composite starts as frame 0; each next frame k is compared with it
+    (``pair_score(composite, frame_k)`` -> (H, W) p(composite sharper)) and takes the pixels where
+    p < 0.5; the composite is a mosaic of original pixels, never a blend, so a frame competes with
+    what was sharp so far and no fused pixel is fed back into the network. The result depends on
+    the order of the frames (a focal sweep in camera order is the intended one).
+
+    Args:
+        frames: ``len`` and ``frames[i]`` -> float32 (C, H, W), N >= 2.
+        pair_score: (a (C, H, W), b (C, H, W)) -> (H, W) probability that a is sharper.
+
+    Returns:
+        (H, W) int32 frame index per pixel.
+    """
+    composite = np.array(frames[0], np.float32, copy=True)
+    decision = np.zeros(composite.shape[1:], np.int32)
+    for k in range(1, len(frames)):
+        frame = frames[k]
+        wins = np.asarray(pair_score(composite, frame)) < 0.5
+        decision[wins] = k
+        composite[:, wins] = frame[:, wins]
+        del frame, wins
+    return decision
+
+
+def nframe_fusion_from_decision(frames, decision: np.ndarray, *, consistency: int = 1, score=None,
+                                info: dict | None = None) -> FusionResult:
+    """Steps 3-4 of the rule for a method that makes its own decision (learned methods):
+    :func:`label_consistency` on the (H, W) index map, then the multiresolution spline."""
+    n = len(frames)
+    decision = global_step(np.asarray(decision, np.int32), n, consistency)
+    fused = fuse_by_decision(frames, decision)
+    return FusionResult(fused=fused, decision=decision.astype(np.int64), score=score,
+                        info={"stack_rule": f"nframe (method's decision, consistency r={consistency}, pyramid blend)",
+                              **(info or {})})
