@@ -6,8 +6,8 @@ import pytest
 
 from mfif.errors import InputError
 from mfif.methods import METHODS
-from mfif.stack_rule import (PyramidBlend, argmax_decision_stream, fill_unconfident, fuse_by_decision,
-                             label_consistency, use_nframe_rule)
+from mfif.stack_rule import (PyramidBlend, argmax_decision_stream, champion_decision, fill_unconfident,
+                             fuse_by_decision, label_consistency, use_nframe_rule)
 from tests.helpers import gaussian_blur, textured_image
 
 RULE_METHODS = ["sml", "gff", "dct-cv"]
@@ -127,3 +127,20 @@ def test_a_pair_keeps_the_paper_rule(method):
     paper = function(pair, spec.make_options(stack_rule="pair"))
     np.testing.assert_array_equal(default.fused, paper.fused)
     assert "stack_rule" not in default.info
+
+
+def test_champion_decision_finds_the_winner_in_n_minus_1_comparisons():
+    """A pair scorer that calls the brighter pixel sharper: the champion of every pixel is the
+    brightest frame, found with N - 1 comparisons, each against the mosaic of the frames so far."""
+    rng = np.random.default_rng(4)
+    stack = rng.permutation(np.arange(6, dtype=np.float32))[:, None, None, None] * np.ones((6, 1, 5, 7), np.float32)
+    stack += rng.random((6, 1, 5, 7)).astype(np.float32) * 10  # each pixel a different winner
+    calls = []
+
+    def brighter(a, b):
+        calls.append(1)
+        return (a[0] > b[0]).astype(np.float32)
+
+    d = champion_decision(stack, brighter)
+    np.testing.assert_array_equal(d, np.argmax(stack[:, 0], axis=0))
+    assert len(calls) == 5
