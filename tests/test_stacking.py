@@ -52,10 +52,24 @@ def test_running_reduction_reads_frames_from_disk_one_at_a_time(tmp_path):
         p = tmp_path / f"f{i}.png"
         Image.fromarray(np.round(np.moveaxis(frame, 0, -1) * 255).astype(np.uint8)).save(p)
         paths.append(p)
-    frames = prepare_frames(paths, align=False)
-    assert isinstance(frames, FrameSource) and frames.reads == 0 and frames.shape == (4, 3, 72, 100)
-    result = fuse_frames(frames, "sml")
-    assert frames.reads == 2 * 4  # the N-frame rule: two passes, one frame at a time
+    import mfif.stacking as stacking
+
+    decodes = []
+    original = stacking.read_image_with_info
+    stacking.read_image_with_info = lambda p: decodes.append(p) or original(p)
+    try:
+        frames = prepare_frames(paths, align=False)
+        assert isinstance(frames, FrameSource) and frames.reads == 0 and frames.shape == (4, 3, 72, 100)
+        result = fuse_frames(frames, "sml")
+        assert frames.reads == 2 * 4  # the N-frame rule: two passes, one frame at a time
+        assert len(decodes) == 4  # each file decoded once (prepare_frames), its samples kept
+        uncached = prepare_frames(paths, align=False)
+        uncached.decoded = stacking.DecodedFrames(budget=0)  # nothing kept: the passes read the files
+        again = fuse_frames(uncached, "sml")
+        assert len(decodes) == 4 + 4 + 8
+    finally:
+        stacking.read_image_with_info = original
+    np.testing.assert_array_equal(again.fused, result.fused)
     in_memory = METHODS["sml"].load()[0](frames.load(), METHODS["sml"].make_options())
     np.testing.assert_allclose(result.fused, in_memory.fused, atol=1e-5)
 
