@@ -8,26 +8,32 @@ frame is in focus on a thin slice of the scene, and:
 - wide guided-filter refinement (GFF's base weights: r = 45) mixes several frames around every
   edge (soft double edges, a glow around bright specks).
 
-This rule (used by the decision-map methods when a stack has more than two frames, see
+This rule (used by the classical decision-map methods when a stack has more than two frames, see
 :func:`use_nframe_rule`) keeps every frame's thin slices and hides the seams instead:
 
-1. **decision**: per-pixel argmax over frames of the method's own focus measure, as a running
-   reduction (:func:`argmax_decision_stream`; one frame in memory at a time, ties to the lowest
-   index as ``np.argmax``);
-2. **confidence**: where the best score is not clearly above the runner-up's (flat or noisy
-   areas), the label of the nearest confident pixel (:func:`fill_unconfident`);
-3. **label consistency**: each label becomes the most frequent label of its (2r+1)^2 window, the
-   pixel's own label winning ties (:func:`label_consistency`), so isolated wrong picks in flat,
-   noisy areas go while regions a few pixels wide stay (no area threshold);
-4. **multiresolution spline** (P. J. Burt, E. H. Adelson, "A multiresolution spline with
-   application to image mosaics", ACM TOG 2(4), 1983): each frame's Laplacian pyramid is weighted
-   by the Gaussian pyramid of its binary map and the sums are collapsed (:class:`PyramidBlend`):
-   every pixel keeps the detail of its chosen frame, and the transitions between frames are as wide
-   as each frequency band needs, so no seam and no halo. The binary maps sum to 1, so do their
-   Gaussian pyramids: no normalisation is needed.
+1. **scores**: the method's own focus measure s_i of every frame, as a running reduction
+   (:func:`argmax_decision_stream`: the best score s_max and its frame; one frame in memory);
+2. **blend**: a multiresolution spline (P. J. Burt, E. H. Adelson, "A multiresolution spline
+   with application to image mosaics", ACM TOG 2(4), 1983; :class:`PyramidBlend`): each frame's
+   Laplacian pyramid weighted by the Gaussian pyramid of its weight w_i = (s_i / s_max)^8
+   (:func:`sharpness_weighted_blend`), each level normalised by the summed weights. Every pixel
+   keeps the detail of the frames that are sharpest there -- however thin the region, there is no
+   area threshold -- and the transitions between frames are as wide as each frequency band needs,
+   so no seam and no halo. Frames about as sharp as the best (neighbours in a focal sweep) are
+   averaged, which averages their noise;
+3. **depth map** (the ``decision`` returned): the argmax, then a label-consistency filter (each
+   label becomes the most frequent of its 3x3 window, the pixel's own label winning ties;
+   :func:`label_consistency`). :func:`fill_unconfident` (labels of unconfident pixels from the
+   nearest confident one) is available but off: in a focal sweep the runner-up is the
+   neighbouring frame, about as sharp, so a best/runner-up ratio marks most pixels.
 
-Memory does not grow with N (a pyramid accumulator of about 16 bytes per pixel for colour, one
-frame's pyramid, and a few (H, W) maps); each frame is read twice.
+Pairwise learned methods make their own hard decision (:func:`champion_decision`, or their N-way
+scores) and use steps 3 and the spline of the binary maps (:func:`nframe_fusion_from_decision`).
+
+Measured on the dev stacks (PSNR_GT, ``benchmarks/results/eval-stacks``): this rule against the
+two-frame rules and ``laplacian``. Memory does not grow with N (a pyramid accumulator of about
+20 bytes per pixel for colour, one frame's pyramid, and a few (H, W) maps); each frame is read
+twice.
 """
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ def use_nframe_rule(rule: str, n_frames: int) -> bool:
     return rule == "nframe" or (rule == "auto" and n_frames > 2)
 
 
-def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 1.5
+def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 0.0
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Running argmax of a focus measure over frames, unconfident pixels marked.
 
@@ -153,13 +159,15 @@ def auto_levels(h: int, w: int) -> int:
 class PyramidBlend:
     """Running multiresolution spline: ``add(frame, weight)`` for every frame, then ``result()``.
 
-    ``frame``: (C, H, W) float32; ``weight``: (H, W) map (the weights of all frames must sum to 1
-    per pixel). Holds one Laplacian pyramid of sums (H, W, C per level).
+    ``frame``: (C, H, W) float32; ``weight``: (H, W) non-negative map. Holds one Laplacian pyramid
+    of weighted sums (H, W, C per level) and the Gaussian pyramid of the summed weights; each level
+    is normalised by its summed weights (for binary maps that sum to 1 these are 1).
     """
 
     def __init__(self, levels: int):
         self.levels = levels
         self.sums: list[np.ndarray] | None = None
+        self.totals: list[np.ndarray] | None = None
         self.shape = None
 
     def add(self, frame: np.ndarray, weight: np.ndarray) -> None:
@@ -182,17 +190,23 @@ class PyramidBlend:
         top = gaussian[-1].reshape(gaussian[-1].shape[:2] + (-1,)) * weights[-1][..., None]
         terms.append(top.reshape(gaussian[-1].shape))
         if self.sums is None:
-            self.sums = terms
+            self.sums, self.totals = terms, weights
         else:
             for acc, t in zip(self.sums, terms):
+                acc += t
+            for acc, t in zip(self.totals, weights):
                 acc += t
 
     def result(self) -> np.ndarray:
         """Collapse the sums: float32 (C, H, W), clipped to [0, 1]."""
         if self.sums is None:
             raise InputError("PyramidBlend: no frames were added")
-        image = self.sums[-1]
-        for detail in reversed(self.sums[:-1]):
+        levels = []
+        for acc, total in zip(self.sums, self.totals):  # weights need not sum to 1: normalise per level
+            total = np.maximum(total, 1e-12)
+            levels.append(acc / total.reshape(total.shape + (1,) * (acc.ndim - 2)))
+        image = levels[-1]
+        for detail in reversed(levels[:-1]):
             image = cv2.pyrUp(image, dstsize=(detail.shape[1], detail.shape[0])).reshape(detail.shape) + detail
         out = np.moveaxis(image.reshape(self.shape), -1, 0)
         return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -218,20 +232,49 @@ def fuse_by_decision(frames, decision: np.ndarray, *, levels: int = 0) -> np.nda
     return blend.result()
 
 
-def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 1.5,
-                  consistency: int = 1, levels: int = 0) -> FusionResult:
+SHARPNESS_POWER = 8.0
+
+
+def sharpness_weighted_blend(frames, measure: Callable[[np.ndarray], np.ndarray], best: np.ndarray, *,
+                             power: float = SHARPNESS_POWER, levels: int = 0) -> np.ndarray:
+    """Multiresolution spline under soft weights w_i = (s_i / s_max)^power, s_i = ``measure`` of
+    frame i and ``best`` = s_max per pixel: the sharpest frame has weight 1, a frame half as sharp
+    0.4 %. Frames about as sharp as the best (neighbours in a focal sweep) are averaged, which
+    averages their noise; a frame whose weight stays below 1e-3 everywhere is skipped.
+
+    Returns float32 (C, H, W) in [0, 1]."""
+    h, w = best.shape
+    blend = PyramidBlend(levels or auto_levels(h, w))
+    scale = 1.0 / np.maximum(best, 1e-12)
+    added = 0
+    for i in range(len(frames)):
+        frame = frames[i]
+        weight = np.power(np.asarray(measure(frame), np.float32) * scale, power, dtype=np.float32)
+        if weight.max() < 1e-3 and not (i == len(frames) - 1 and added == 0):
+            continue
+        blend.add(frame, weight)
+        added += 1
+        del frame, weight
+    return blend.result()
+
+
+def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 0.0,
+                  consistency: int = 1, levels: int = 0, power: float = SHARPNESS_POWER) -> FusionResult:
     """The whole N-frame rule (module docstring) for one focus measure.
 
     Args:
         frames: ``len`` and ``frames[i]`` -> float32 (C, H, W), N >= 2.
         measure: (C, H, W) -> (H, W) non-negative focus score.
-        confidence: the ratio of :func:`argmax_decision_stream` (<= 1 disables).
+        confidence: the ratio of :func:`argmax_decision_stream` (<= 1 disables; off by default:
+            in a focal sweep the runner-up is the neighbouring frame, about as sharp, so the ratio
+            marks most pixels).
         consistency: radius of :func:`label_consistency` (0 disables).
         levels: pyramid levels (0 = automatic).
+        power: the blend's weights (:func:`sharpness_weighted_blend`); 0 = the hard decision map.
 
     Returns:
-        FusionResult with ``fused`` (C, H, W), ``decision`` (H, W) int64 (the final labels) and
-        ``score`` (the best score per pixel).
+        FusionResult with ``fused`` (C, H, W), ``decision`` (H, W) int64 (the depth map: argmax
+        after the global step) and ``score`` (the best score per pixel).
     """
     n = len(frames)
     frames = _ReadClock(frames)
@@ -240,13 +283,16 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
     t1, r1 = time.perf_counter(), frames.seconds
     decision = global_step(decision, n, consistency)
     t2 = time.perf_counter()
-    fused = fuse_by_decision(frames, decision, levels=levels)
+    if power > 0:
+        fused = sharpness_weighted_blend(frames, measure, best, power=power, levels=levels)
+    else:
+        fused = fuse_by_decision(frames, decision, levels=levels)
     t3 = time.perf_counter()
-    phases = {"focus measure + argmax": t1 - t0 - r1, "global step (confidence fill, consistency)": t2 - t1,
-              "pyramid blend": t3 - t2 - (frames.seconds - r1), "frame_reads": frames.seconds}
+    phases = {"focus measure + argmax": t1 - t0 - r1, "global step (depth map)": t2 - t1,
+              "weights + pyramid blend": t3 - t2 - (frames.seconds - r1), "frame_reads": frames.seconds}
     return FusionResult(fused=fused, decision=decision.astype(np.int64), score=best,
-                        info={"stack_rule": f"nframe (argmax, confidence {confidence}, consistency r={consistency}, "
-                                            "pyramid blend)", "phase_seconds": phases})
+                        info={"stack_rule": f"nframe (sharpness^{power:g}-weighted pyramid blend; depth map: argmax, "
+                                            f"consistency r={consistency})", "phase_seconds": phases})
 
 
 class _ReadClock:
@@ -278,8 +324,9 @@ def nframe_tile_plan(measure: Callable[[np.ndarray], np.ndarray], measure_halo: 
     return TilePlan(halo=measure_halo + 2, grid=2 ** levels, options=options,
                     decide=lambda st, o: argmax_decision_stream(st, measure)[1],
                     global_step=lambda d, n, o: global_step(d, n),
-                    finish=lambda st, d, o: FusionResult(fused=fuse_by_decision(st, d, levels=levels), decision=d),
-                    finish_halo=6 * 2 ** levels)
+                    finish=lambda st, d, o: FusionResult(fused=sharpness_weighted_blend(
+                        st, measure, argmax_decision_stream(st, measure)[0], levels=levels), decision=d),
+                    finish_halo=measure_halo + 2 + 6 * 2 ** levels)
 
 
 def champion_decision(frames, pair_score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
