@@ -277,7 +277,7 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
         after the global step) and ``score`` (the best score per pixel).
     """
     n = len(frames)
-    frames = _ReadClock(frames)
+    frames = ReadClock(frames)
     t0 = time.perf_counter()
     best, decision = argmax_decision_stream(frames, measure, confidence=confidence)
     t1, r1 = time.perf_counter(), frames.seconds
@@ -295,7 +295,7 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
                                             f"consistency r={consistency})", "phase_seconds": phases})
 
 
-class _ReadClock:
+class ReadClock:
     """Frames whose reads are timed (``seconds``), for the stage breakdown of ``mfif bench --stack``."""
 
     def __init__(self, frames):
@@ -304,6 +304,10 @@ class _ReadClock:
 
     def __len__(self):
         return len(self.frames)
+
+    @property
+    def shape(self):
+        return self.frames.shape
 
     def __getitem__(self, i):
         t0 = time.perf_counter()

@@ -159,6 +159,7 @@ class DecodedFrames:
         self.budget = budget
         self.used = 0
         self.frames: dict[int, tuple[np.ndarray, np.float32]] = {}
+        self.hits = 0
 
     def put(self, i: int, image: np.ndarray, bit_depth: int) -> None:
         dtype, scale = (np.uint8, np.float32(255.0)) if bit_depth == 8 else (np.uint16, np.float32(65535.0))
@@ -173,7 +174,10 @@ class DecodedFrames:
 
     def get(self, i: int) -> np.ndarray | None:
         hit = self.frames.get(i)
-        return None if hit is None else hit[0].astype(np.float32) / hit[1]
+        if hit is None:
+            return None
+        self.hits += 1
+        return hit[0].astype(np.float32) / hit[1]
 
 
 def _as_chw(item, name: str) -> np.ndarray:

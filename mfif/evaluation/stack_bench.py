@@ -89,40 +89,20 @@ def _record(row: EndToEnd, seconds: float, mb: float, err: str) -> None:
         row.peak_mb.append(mb)
 
 
-class _TimedFrames:
-    """A FrameSource whose reads are timed: ``decode`` (file -> array) and ``prepare`` (warp,
-    exposure) seconds, and the order of reads."""
+def _time_decodes(frames) -> list[float]:
+    """Wrap ``frames.raw`` (file -> array) with a timer; returns the one-element list it adds to."""
+    spent = [0.0]
+    raw = frames.raw
 
-    def __init__(self, frames):
-        self.frames = frames
-        self.decode = 0.0
-        self.total = 0.0
-        self.reads = 0
-        raw = frames.raw
-
-        def timed_raw(i):
-            t0 = time.perf_counter()
-            try:
-                return raw(i)
-            finally:
-                self.decode += time.perf_counter() - t0
-
-        frames.raw = timed_raw
-
-    def __len__(self):
-        return len(self.frames)
-
-    @property
-    def shape(self):
-        return self.frames.shape
-
-    def __getitem__(self, i):
+    def timed_raw(i):
         t0 = time.perf_counter()
         try:
-            return self.frames[i]
+            return raw(i)
         finally:
-            self.total += time.perf_counter() - t0
-            self.reads += 1
+            spent[0] += time.perf_counter() - t0
+
+    frames.raw = timed_raw
+    return spent
 
 
 def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> dict[str, float]:
@@ -154,7 +134,10 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
     else:
         frames = prepare_frames(inputs, align=False)
     t_align = time.perf_counter() - t0
-    timed = _TimedFrames(frames)
+    from mfif.stack_rule import ReadClock
+
+    decodes = _time_decodes(frames)
+    timed = ReadClock(frames)
     t1 = time.perf_counter()
     result = fuse_frames(timed, method)
     t_merge = time.perf_counter() - t1
@@ -163,10 +146,10 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
         write_image(Path(tmp) / "fused.png", result.fused, bit_depth=8)
     t_encode = time.perf_counter() - t2
     stages = {
-        "decode": decode_in_align + timed.decode,
+        "decode": decode_in_align + decodes[0],
         "alignment estimate (+ first exposure pass)": t_align - decode_in_align,
-        "warp + exposure": timed.total - timed.decode,
-        "merge (focus measure, decision, blend)": t_merge - timed.total,
+        "warp + exposure": timed.seconds - decodes[0],
+        "merge (focus measure, decision, blend)": t_merge - timed.seconds,
     }
     phases = dict(result.info.get("phase_seconds") or {})
     if phases:  # the N-frame rule's own split (its frame reads are counted above)
@@ -176,7 +159,9 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
             stages[f"merge: {name}"] = seconds
     stages["encode (PNG)"] = t_encode
     stages["total"] = time.perf_counter() - t0
-    stages["frame reads"] = float(timed.reads + (len(inputs) if align else 0))
+    hits = frames.decoded.hits if getattr(frames, "decoded", None) is not None else 0
+    stages["file decodes"] = float(len(inputs) + frames.reads - hits)
+    stages["frame reads in the merge"] = float(frames.reads)
     return stages
 
 
@@ -196,8 +181,8 @@ def format_report(rows: list[EndToEnd], stages: dict[str, dict[str, float]], *, 
         lines += ["", f"stages of `mfif fuse -m {method}` (one run, in process):", "",
                   "| stage | s |", "|---|---:|"]
         for name, s in st.items():
-            if name == "frame reads":
-                lines.append(f"| frames read (decode count) | {int(s)} |")
+            if name in ("file decodes", "frame reads in the merge"):
+                lines.append(f"| {name} (count) | {int(s)} |")
             else:
                 lines.append(f"| {name} | {s:.2f} |")
     return "\n".join(lines) + "\n"
