@@ -4,8 +4,8 @@ End to end: every method runs as the whole ``mfif fuse`` process (start, decode,
 encode) in a fresh subprocess; every ``--external`` command (e.g. ``enfuse -o {output} {inputs}``)
 runs on the same frames; the runs are interleaved (mfif method 1, method 2, ..., external 1, ...)
 ``repeats`` times, so all tools see the same machine load, and the table gives the median wall
-time, the ratio to the first external command and the peak resident memory of the child process
-(``wait4`` rusage, ``ru_maxrss``).
+time, the ratio to the first external command and the peak resident memory of the process
+(VmHWM, sampled every 20 ms).
 
 By stage (:func:`profile_stages`, in this process, once per method): the pipeline of
 :mod:`mfif.stacking` with timers around decode (reading the files), warp + exposure (preparing a
@@ -14,7 +14,6 @@ rule's decide / global step / blend when the method uses it) and encode.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import statistics
 import subprocess
@@ -43,16 +42,37 @@ class EndToEnd:
         return max(self.peak_mb) if self.peak_mb else None
 
 
-def run_timed(argv: list[str], *, shell: bool = False) -> tuple[float, float, str]:
-    """Run a command to completion: (wall seconds, peak RSS of the child in MB, error text)."""
+def _peak_kb(pid: int) -> int:
+    """VmHWM (peak resident set) of a live process in kB, 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_timed(argv, *, shell: bool = False) -> tuple[float, float, str]:
+    """Run a command to completion: (wall seconds, peak RSS in MB, error text).
+
+    The peak is the process's VmHWM sampled every 20 ms (the rusage of a child would include the
+    resident size of this process at the fork). A shell command runs as ``exec``, so its process is
+    the tool itself."""
+    if shell:
+        argv = f"exec {argv}"
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _peak_kb(proc.pid))
+        time.sleep(0.02)
     seconds = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024.0, "" if code == 0 else f"exit {code}: {err.strip()[-300:]}"
+    code = proc.returncode
+    return seconds, peak / 1024.0, "" if code == 0 else f"exit {code}: {err.strip()[-300:]}"
 
 
 def external_command(template: str, inputs: list[Path], output: Path) -> str:
