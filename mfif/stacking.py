@@ -10,8 +10,9 @@
 - **merge** (:func:`fuse_frames`), one of three ways, chosen per method:
 
   1. *running reduction* — methods whose :class:`~mfif.methods.MethodSpec` names a ``stream``
-     function: every classical method (``average`` 1 pass, ``dwt`` 1, ``gff`` 2, ``sml`` 3,
-     ``laplacian`` 3, ``dct-cv`` 3 passes). Passes over the frames keep the best score, the frame
+     function: every classical method (``average`` 1 pass, ``dwt`` 1, ``laplacian`` 3; ``gff``,
+     ``sml``, ``dct-cv``: 2 passes with more than two frames (the N-frame rule of
+     :mod:`mfif.stack_rule`), 2 / 3 / 3 for a pair). Passes over the frames keep the best score, the frame
      index, vote counts and running sums; the result equals the all-in-memory method up to float
      rounding (tested); peak memory is a few full-size maps whatever N is.
   2. *all in memory* — any method without a stream function when N <= ``batch_frames``, or
