@@ -4,13 +4,15 @@
 
 - **load** (:class:`FrameSource`): frames are read one at a time (from files, or taken from an
   array) and prepared on every access: channels unified, warped into the reference geometry and
-  cropped (:mod:`mfif.align`), exposure / white balance normalised. Nothing but the current frame
-  is held, so memory does not grow with the number of frames; a frame may be read several times.
+  cropped (:mod:`mfif.align`), exposure / white balance normalised. Besides the current frame,
+  only the decoded samples of the files (8/16-bit, :class:`DecodedFrames`, up to 768 MB; beyond
+  that frames are read again) are held, so each file is decoded once by the alignment pass.
 - **merge** (:func:`fuse_frames`), one of three ways, chosen per method:
 
   1. *running reduction* — methods whose :class:`~mfif.methods.MethodSpec` names a ``stream``
-     function: every classical method (``average`` 1 pass, ``dwt`` 1, ``gff`` 2, ``sml`` 3,
-     ``laplacian`` 3, ``dct-cv`` 3 passes). Passes over the frames keep the best score, the frame
+     function: every classical method (``average`` 1 pass, ``dwt`` 1, ``laplacian`` 3; ``gff``,
+     ``sml``, ``dct-cv``: 2 passes with more than two frames (the N-frame rule of
+     :mod:`mfif.stack_rule`), 2 / 3 / 3 for a pair). Passes over the frames keep the best score, the frame
      index, vote counts and running sums; the result equals the all-in-memory method up to float
      rounding (tested); peak memory is a few full-size maps whatever N is.
   2. *all in memory* — any method without a stream function when N <= ``batch_frames``, or
@@ -70,6 +72,7 @@ class FrameSource:
         self.normalize_exposure = normalize_exposure and alignment is not None
         self._ref_means: np.ndarray | None = None
         self.reads = 0
+        self.decoded: DecodedFrames | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -93,7 +96,10 @@ class FrameSource:
     def raw(self, i: int) -> np.ndarray:
         """Frame i as read: float32 (C, H, W), channels unified, not warped."""
         item = self.items[i]
-        if isinstance(item, (str, os.PathLike)):
+        image = self.decoded.get(i) if self.decoded is not None else None
+        if image is not None:
+            pass  # decoded once by prepare_frames, kept as its integer samples
+        elif isinstance(item, (str, os.PathLike)):
             image, _ = read_image_with_info(item)
         else:
             image = _as_chw(item, f"frame {i}")
@@ -141,6 +147,40 @@ class FrameSource:
         return None
 
 
+DECODED_CACHE_BYTES = 768 * 2**20
+
+
+class DecodedFrames:
+    """Decoded frames kept as their 8- or 16-bit samples (a quarter or half of float32), up to
+    ``budget`` bytes, so a stack that fits is decoded once (by the alignment pass) however many
+    passes the merge makes; frames beyond the budget are read from their files again. A frame is
+    kept only if its samples give back exactly the float32 frame (x / 255 or x / 65535)."""
+
+    def __init__(self, budget: int = DECODED_CACHE_BYTES):
+        self.budget = budget
+        self.used = 0
+        self.frames: dict[int, tuple[np.ndarray, np.float32]] = {}
+        self.hits = 0
+
+    def put(self, i: int, image: np.ndarray, bit_depth: int) -> None:
+        dtype, scale = (np.uint8, np.float32(255.0)) if bit_depth == 8 else (np.uint16, np.float32(65535.0))
+        size = image.size * np.dtype(dtype).itemsize
+        if self.used + size > self.budget or bit_depth not in (8, 16):
+            return
+        samples = np.rint(image * scale).astype(dtype)
+        if not np.array_equal(samples.astype(np.float32) / scale, image):
+            return
+        self.frames[i] = (samples, scale)
+        self.used += size
+
+    def get(self, i: int) -> np.ndarray | None:
+        hit = self.frames.get(i)
+        if hit is None:
+            return None
+        self.hits += 1
+        return hit[0].astype(np.float32) / hit[1]
+
+
 def _as_chw(item, name: str) -> np.ndarray:
     arr = np.asarray(item)
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 2, 3, 4):
@@ -170,6 +210,7 @@ def prepare_frames(items: Sequence, *, align: bool | None = None, align_options:
     if align is None:
         align = len(items) > 2
     names = [str(it) if isinstance(it, (str, os.PathLike)) else f"frame {i}" for i, it in enumerate(items)]
+    cache = DecodedFrames()
     infos: list[ImageInfo | None] = []
     sizes: list[tuple[int, int]] = []
     channels: set[int] = set()
@@ -182,6 +223,7 @@ def prepare_frames(items: Sequence, *, align: bool | None = None, align_options:
             image, info = read_image_with_info(it)
             info.exif = info.exif if i == (reference if reference is not None else len(items) // 2) else None
             depth = max(depth, info.bit_depth)
+            cache.put(i, image, info.bit_depth)
         else:
             arr = np.asarray(it)
             image = _as_chw(arr, names[i])
@@ -211,9 +253,11 @@ def prepare_frames(items: Sequence, *, align: bool | None = None, align_options:
         grey = [n for n, info in zip(names, infos) if info is not None and info.channels == 1]
         warnings.warn(f"mixed grey and colour frames: converting grey frame(s) {', '.join(grey) or '(arrays)'} to RGB",
                       stacklevel=2)
-    return FrameSource(items, channels=max(channels), size=sizes[0], bit_depth=depth, infos=infos,
-                       alignment=alignment, reference=reference,
-                       normalize_exposure=(align_options or AlignOptions()).normalize_exposure)
+    source = FrameSource(items, channels=max(channels), size=sizes[0], bit_depth=depth, infos=infos,
+                         alignment=alignment, reference=reference,
+                         normalize_exposure=(align_options or AlignOptions()).normalize_exposure)
+    source.decoded = cache
+    return source
 
 
 # ----------------------------------------------------------------------------------------------

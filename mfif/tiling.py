@@ -50,6 +50,7 @@ import numpy as np
 from mfif.errors import InputError
 from mfif.methods import MethodSpec
 from mfif.result import FusionResult
+from mfif.stack_rule import nframe_tile_plan, use_nframe_rule
 
 
 @dataclass
@@ -88,14 +89,21 @@ def _plan_average(o, shape):
 
 
 def _plan_gff(o, shape):
+    if use_nframe_rule(o.stack_rule, shape[0]):
+        from mfif.classical.gff import gff_stack_measure
+
+        return nframe_tile_plan(gff_stack_measure(o), 1 + o.saliency_radius + math.ceil(3 * o.saliency_sigma),
+                                o, shape)
     halo = 1 + o.saliency_radius + 2 * max(o.base_radius, o.detail_radius) + 2
     return TilePlan(halo=max(halo, o.base_size // 2 + 1), options=o)
 
 
 def _plan_sml(o, shape):
-    from mfif.classical.sml import sml_decision, sml_refine
+    from mfif.classical.sml import sml_decision, sml_refine, sml_stack_measure
     from mfif.decision import remove_small_regions_multi
 
+    if use_nframe_rule(o.stack_rule, shape[0]):
+        return nframe_tile_plan(sml_stack_measure(o), o.window_radius + o.step, o, shape)
     return TilePlan(halo=o.window_radius + o.step + 2, options=o,
                     decide=lambda st, opts: sml_decision(st, opts)[1],
                     global_step=lambda d, n, opts: remove_small_regions_multi(d, n, opts.area_fraction),
@@ -121,6 +129,10 @@ def _plan_dwt(o, shape):
 
 
 def _plan_dct(o, shape):
+    if use_nframe_rule(o.stack_rule, shape[0]):
+        from mfif.classical.dct_cv import dct_stack_measure
+
+        return nframe_tile_plan(dct_stack_measure(o), o.block, o, shape)
     return TilePlan(halo=o.block * (max(o.consistency, 0) + 1), grid=o.block, options=o)
 
 

@@ -7,6 +7,13 @@ orthonormal DCT coefficients (sum of squared AC coefficients / 64); the block of
 largest variance is chosen, then consistency verification replaces each block choice by the
 majority choice of its 3x3 block neighbourhood. Sizes that are not multiples of the block are
 padded by reflection and cropped back.
+
+Stacks of more than two frames (``stack_rule``): the block grid is too coarse for the thin slice
+each frame of a long stack is sharp on, so the DCT score is taken at every pixel offset, and the
+N-frame rule of :mod:`mfif.stack_rule` makes the decision and the blend. The score leaves out the
+lowest AC coefficients ((0,1), (1,0), (1,1); :func:`sliding_block_detail_energy`): with them (the
+plain variance) the smooth ramp of a strongly defocused edge outscores the sharp frame's fine
+texture (8-frame layered stacks, PSNR_GT: 35.1 dB with the variance, 38.5 dB without them).
 """
 from __future__ import annotations
 
@@ -18,12 +25,14 @@ from scipy.fft import dctn
 from mfif.classical.laplacian import majority_vote
 from mfif.decision import luminance, one_hot
 from mfif.result import FusionResult
+from mfif.stack_rule import nframe_fusion, use_nframe_rule
 
 
 @dataclass
 class DCTOptions:
     block: int = 8
     consistency: int = 1  # radius, in blocks, of the majority filter (0 disables)
+    stack_rule: str = "auto"  # mfif.stack_rule: "auto" = the N-frame rule for more than 2 frames
 
 
 def dct_block_variance(grey: np.ndarray, block: int) -> np.ndarray:
@@ -35,11 +44,39 @@ def dct_block_variance(grey: np.ndarray, block: int) -> np.ndarray:
     return energy / (block * block)
 
 
+def sliding_block_detail_energy(grey: np.ndarray, block: int) -> np.ndarray:
+    """Energy of the b x b block's orthonormal DCT-II coefficients (u, v) with u > 1 or v > 1, at
+    every pixel offset (reflected borders): (H, W) -> (H, W) float32.
+
+    = (sum of squares over the block) - (the squares of the four lowest coefficients (0,0), (0,1),
+    (1,0), (1,1)), each a separable correlation with a DCT basis row (Parseval).
+    """
+    import cv2
+    from scipy.fft import dct
+
+    img = np.asarray(grey, np.float32)
+    basis = dct(np.eye(block), norm="ortho", axis=0).astype(np.float32)  # row k = k-th basis vector
+    energy = cv2.boxFilter(img * img, -1, (block, block), normalize=False, borderType=cv2.BORDER_REFLECT)
+    for u in (0, 1):
+        for v in (0, 1):
+            coeff = cv2.sepFilter2D(img, -1, basis[v], basis[u], borderType=cv2.BORDER_REFLECT)
+            energy -= coeff * coeff
+    return np.maximum(energy, 0.0)
+
+
+def dct_stack_measure(o: DCTOptions):
+    """The focus measure of the N-frame rule: (C, H, W) frame -> (H, W)
+    :func:`sliding_block_detail_energy` of its luminance (reach: one block)."""
+    return lambda frame: sliding_block_detail_energy(luminance(frame[None])[0], o.block)
+
+
 def dct_variance_fusion(stack: np.ndarray, options: DCTOptions | None = None) -> FusionResult:
     """Fuse (N, C, H, W) frames by DCT block variance; returns fused (C, H, W) and the decision map."""
     o = options or DCTOptions()
     n, c, h, w = stack.shape
     b = o.block
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(stack, dct_stack_measure(o))
     ph, pw = (-h) % b, (-w) % b
     grey = luminance(stack)
     if ph or pw:
@@ -61,6 +98,8 @@ def dct_variance_stream(frames, options: DCTOptions | None = None) -> FusionResu
     o = options or DCTOptions()
     n = len(frames)
     b = o.block
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(frames, dct_stack_measure(o))
 
     def variance_of(frame):
         c, h, w = frame.shape

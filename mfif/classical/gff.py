@@ -9,6 +9,10 @@ r2 = 7, eps2 = 1e-6 (images in [0, 1]).
 
 Colour frames: saliency and the guidance image use the luminance (0.299/0.587/0.114) of each frame;
 the weights are applied to every channel.
+
+Stacks of more than two frames (``stack_rule``): the saliency S_n above, then the N-frame rule of
+:mod:`mfif.stack_rule` (argmax, label consistency, multiresolution spline) instead of the guided
+filters, whose 45-pixel base weights mix several frames around every edge of a long stack.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from mfif.decision import guided_filter, luminance, normalize_weights
 from mfif.result import FusionResult
+from mfif.stack_rule import nframe_fusion, use_nframe_rule
 
 
 @dataclass
@@ -30,6 +35,7 @@ class GFFOptions:
     base_eps: float = 0.3
     detail_radius: int = 7
     detail_eps: float = 1e-6
+    stack_rule: str = "auto"  # mfif.stack_rule: "auto" = the N-frame rule for more than 2 frames
 
 
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
@@ -40,6 +46,8 @@ def guided_filtering_fusion(stack: np.ndarray, options: GFFOptions | None = None
     o = options or GFFOptions()
     n, c, h, w = stack.shape
     stack = stack.astype(np.float32, copy=False)
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(stack, gff_stack_measure(o))
     grey = luminance(stack)
     k = 2 * o.saliency_radius + 1
     saliency = np.stack([
@@ -66,6 +74,12 @@ def _saliency(grey: np.ndarray, o: GFFOptions) -> np.ndarray:
                             (k, k), o.saliency_sigma, borderType=cv2.BORDER_REPLICATE)
 
 
+def gff_stack_measure(o: GFFOptions):
+    """The focus measure of the N-frame rule: (C, H, W) frame -> (H, W) saliency S of its
+    luminance (reach: 1 + 3 saliency_sigma pixels, the Gaussian's truncation)."""
+    return lambda frame: _saliency(luminance(frame.astype(np.float32, copy=False)), o)
+
+
 def guided_filtering_stream(frames, options: GFFOptions | None = None, *, tile: int = 1024) -> FusionResult:
     """Running-reduction form of :func:`guided_filtering_fusion` for long stacks of large frames.
 
@@ -79,6 +93,8 @@ def guided_filtering_stream(frames, options: GFFOptions | None = None, *, tile: 
 
     o = options or GFFOptions()
     n = len(frames)
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(frames, gff_stack_measure(o))
     best = choice = None
     for i in range(n):
         sal = _saliency(luminance(frames[i].astype(np.float32, copy=False)), o)

@@ -4,7 +4,8 @@ Focus score of each frame: SML (Nayar & Nakagawa 1994) over a (2r+1)^2 window of
 Decision: argmax over frames (N-way, order independent); small 8-connected regions are merged into
 their surroundings (area fraction of H*W, as Liu et al. 2017); each frame's binary map is refined by
 a guided filter (He et al. 2013) guided by the luminance of the initial fused image, and the refined
-maps are normalised and used as blending weights.
+maps are normalised and used as blending weights. Stacks of more than two frames use the N-frame
+rule of :mod:`mfif.stack_rule` on the same SML score (``stack_rule``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from mfif.decision import blend, guided_filter, luminance, normalize_weights, one_hot, remove_small_regions_multi
 from mfif.focus import sum_modified_laplacian
 from mfif.result import FusionResult
+from mfif.stack_rule import nframe_fusion, use_nframe_rule
 
 
 @dataclass
@@ -24,6 +26,7 @@ class SMLOptions:
     area_fraction: float = 0.01
     guided_radius: int = 4
     guided_eps: float = 0.01
+    stack_rule: str = "auto"  # mfif.stack_rule: "auto" = the N-frame rule for more than 2 frames
 
 
 def sml_decision(stack: np.ndarray, options: SMLOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -55,11 +58,20 @@ def sml_fusion(stack: np.ndarray, options: SMLOptions | None = None) -> FusionRe
     """Fuse (N, C, H, W) frames by SML choose-max; returns fused (C, H, W), weights and decision."""
     o = options or SMLOptions()
     n = stack.shape[0]
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(stack, sml_stack_measure(o))
     scores, decision = sml_decision(stack, o)
     decision = remove_small_regions_multi(decision, n, o.area_fraction)
     result = sml_refine(stack, decision, o)
     result.score = scores
     return result
+
+
+def sml_stack_measure(o: SMLOptions):
+    """The focus measure of the N-frame rule: (C, H, W) frame -> (H, W) SML of its luminance
+    (reach: window_radius + step pixels)."""
+    return lambda frame: sum_modified_laplacian(luminance(frame), o.window_radius, o.step)
+
 
 def sml_stream(frames, options: SMLOptions | None = None, *, tile: int = 1024) -> FusionResult:
     """Running-reduction form of :func:`sml_fusion` for long stacks (equal up to float rounding).
@@ -73,6 +85,8 @@ def sml_stream(frames, options: SMLOptions | None = None, *, tile: int = 1024) -
 
     o = options or SMLOptions()
     n = len(frames)
+    if use_nframe_rule(o.stack_rule, n):
+        return nframe_fusion(frames, sml_stack_measure(o))
     best = decision = None
     for i in range(n):
         score = sum_modified_laplacian(luminance(frames[i]), o.window_radius, o.step)

@@ -37,10 +37,14 @@ which makes the score maps exactly complementary under a swap, at twice the netw
 (520x520 on 2 CPU threads: ~3.5 s instead of ~1.7 s, ``benchmarks/ba_speed.py``);
 ``symmetric=False`` is the paper's single pass.
 
-More than two frames: the network compares two images, so frames are folded in series, in the
-given order (the paper's suggestion for pairwise methods): F1 = ba(frame 0, frame 1),
-F2 = ba(F1, frame 2), ...; ``weights`` are the products of the pairwise decisions, ``decision``
-their argmax; ``maps`` are those of the last step.
+More than two frames: the network compares two images. Default (``stack_rule="auto"``): each
+frame is compared with the running mosaic of the frames so far and takes the pixels where it wins
+(:func:`mfif.stack_rule.champion_decision`, N - 1 comparisons), then the N-frame rule of
+:mod:`mfif.stack_rule` (label consistency, multiresolution spline; no small-region removal, which
+deletes the thin slices a frame of a long stack is sharp on). ``stack_rule="pair"``: frames are
+folded in series, in the given order (the paper's suggestion for pairwise methods):
+F1 = ba(frame 0, frame 1), F2 = ba(F1, frame 2), ...; ``weights`` are the products of the
+pairwise decisions, ``decision`` their argmax; ``maps`` are those of the last step.
 
 Example:
     >>> import numpy as np
@@ -64,6 +68,7 @@ from mfif.decision import blend, box_mean, luminance, one_hot, remove_small_regi
 from mfif.errors import InputError
 from mfif.nets.ba_resnet import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
 from mfif.result import FusionResult
+from mfif.stack_rule import champion_decision, nframe_fusion_from_decision, use_nframe_rule
 from mfif.nets.device import resolve_device
 
 WINDOW = 7  # boundary window (pixels), chosen on synthetic validation data (benchmarks/ba_tune.py)
@@ -105,6 +110,7 @@ class BAOptions:
     max_strip_bytes: int = 512 * 2**20
     tile: int = 96
     init: str = "pretrained"
+    stack_rule: str = "auto"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +292,12 @@ def ba_fusion(stack: np.ndarray, options: BAOptions | None = None) -> FusionResu
     initial_net = load_network("initial", o.weights, o.device, o.init)
     boundary_net = load_network("boundary", o.boundary_weights, o.device, o.init) if o.refine else None
     n = stack.shape[0]
+    if use_nframe_rule(o.stack_rule, n):
+        # N-1 comparisons of each frame with the running mosaic, then the N-frame rule
+        decision = champion_decision(
+            stack, lambda a, b: fuse_pair(np.stack([a, b]), o, initial_net, boundary_net)["refined"])
+        return nframe_fusion_from_decision(stack, decision, info={
+            "mode": "champion", "refine": bool(o.refine and boundary_net is not None)})
     current = stack[0]
     weights = np.zeros((n,) + stack.shape[2:], np.float32)
     weights[0] = 1.0

@@ -24,6 +24,10 @@ More than two frames (``mode``):
   chain (products of the step weights). HF-Reg clips each step's regression to [0, 1] before
   the next step; with ``near`` the final regression picks, per pixel, the nearest of all N
   original frames (not just of the last pair).
+- ``"champion"`` (HF-Seg only; the default): each frame is compared with the running mosaic of
+  the frames so far and takes the pixels where z0 < 0.5 (:func:`mfif.stack_rule.champion_decision`,
+  N - 1 passes), then the N-frame rule of :mod:`mfif.stack_rule` (label consistency,
+  multiresolution spline). Linear in N; depends on the order (camera order is the intended one).
 - ``"nway"`` (HF-Seg only; our symmetric alternative, order independent): the net runs on every
   ordered pair, p_ik = z0(x_i, x_k) = "frame i sharper than frame k"; the pair score is made
   symmetric, s_ik = (p_ik + 1 - p_ki) / 2 = 1 - s_ki, and frame i gets the weight
@@ -56,9 +60,10 @@ from mfif.decision import blend
 from mfif.errors import InputError
 from mfif.nets.hourglass import HourglassNet, build_hourglass, check_variant
 from mfif.result import FusionResult
+from mfif.stack_rule import champion_decision, nframe_fusion_from_decision
 from mfif.nets.device import resolve_device
 
-MODES = ("series", "nway")
+MODES = ("series", "nway", "champion")
 
 
 @dataclass
@@ -67,15 +72,16 @@ class HFSegOptions:
 
     Attributes:
         weights: weights file (ours, ``mfif train hf-seg``); None = the shipped ``hf_seg.pt``.
-        mode: more than two frames: ``"nway"`` (symmetric, order independent; default) or
-            ``"series"`` (the paper's functional power f(f(x0, x1), x2)...).
+        mode: more than two frames: ``"champion"`` (default; N - 1 passes, then the N-frame rule),
+            ``"nway"`` (symmetric, order independent, N (N - 1) passes) or ``"series"`` (the
+            paper's functional power f(f(x0, x1), x2)...).
         symmetrize: average f(A, B) and the reversed f(B, A): exact commutativity, 2x cost.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         init: ``"pretrained"`` (load ``weights`` / the shipped file) or ``"random"`` (tests only).
     """
 
     weights: str | None = None
-    mode: str = "nway"
+    mode: str = "champion"
     symmetrize: bool = False
     device: str = "auto"
     init: str = "pretrained"
@@ -238,6 +244,11 @@ def hf_seg_fusion(stack: np.ndarray, options: HFSegOptions | None = None) -> Fus
         weights = np.stack([z0, 1.0 - z0])
         score = z0
         mode = "pair"
+    elif o.mode == "champion":
+        decision = champion_decision(rgb, lambda a, b: seg_pair_weight(net, a, b, o.symmetrize))
+        result = nframe_fusion_from_decision(stack, decision)
+        result.info.update({"mode": "champion", "symmetrize": o.symmetrize})
+        return result
     elif o.mode == "series":
         weights = np.zeros((n,) + stack.shape[2:], np.float32)
         weights[0] = 1.0

@@ -54,6 +54,7 @@ from mfif.errors import InputError
 from mfif.nets.liu_cnn import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
                                score_map_size)
 from mfif.result import FusionResult
+from mfif.stack_rule import nframe_fusion_from_decision, use_nframe_rule
 from mfif.nets.device import resolve_device
 
 MODES = ("nway", "series")
@@ -81,6 +82,9 @@ class LiuCNNOptions:
             on, except with the authors' MATLAB weights (``weights=*.mat``), where the paper's
             one-order pipeline is kept so that their outputs are reproduced. True/False force it.
         mode: more than two frames: ``"nway"`` (argmax of per-frame scores) or ``"series"``.
+        stack_rule: ``nway`` with more than two frames: ``"auto"`` = the argmax goes through the
+            N-frame rule of :mod:`mfif.stack_rule` (label consistency, multiresolution spline)
+            instead of small-region removal and guided filtering; ``"pair"``: the paper's steps.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         max_strip_bytes: memory budget of one strip of the dense pass (large images run in strips
             of score rows; results are identical to one pass).
@@ -98,6 +102,7 @@ class LiuCNNOptions:
     device: str = "auto"
     max_strip_bytes: int = 768 * 2**20
     init: str = "pretrained"
+    stack_rule: str = "auto"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +307,11 @@ def _nway(net: LiuCNN, stack: np.ndarray, o: LiuCNNOptions) -> FusionResult:
     per_frame = (sym.sum(axis=1) - 0.5) / (n - 1)  # mean over k != i
     focus = focus_map_from_scores(per_frame, height, width)
     decision = np.argmax(focus, axis=0)
+    if use_nframe_rule(o.stack_rule, n):
+        result = nframe_fusion_from_decision(stack, decision, score=per_frame.astype(np.float32))
+        result.maps["focus"] = focus.astype(np.float32)
+        result.info["mode"] = "nway"
+        return result
     decision = remove_small_regions_multi(decision, n, o.area_fraction)
     guide = luminance(blend(stack, one_hot(decision, n)))
     if o.radius > 0:

@@ -52,7 +52,7 @@ def _liu_decide(stack: np.ndarray, o) -> np.ndarray:
     (pair: 0 = frame A, as ``liu_cnn_fusion``'s decision)."""
     from mfif.learned.liu_cnn import liu_cnn_fusion
 
-    local = dataclasses.replace(o, area_fraction=0.0, radius=0)
+    local = dataclasses.replace(o, area_fraction=0.0, radius=0, stack_rule="pair")  # the bare argmax
     return np.asarray(liu_cnn_fusion(stack, local).decision, np.int32)
 
 
@@ -95,6 +95,15 @@ def liu_cnn_tile_plan(options, shape: tuple[int, ...]):
     (the score map has stride 2). ``mode="series"`` with N > 2 folds pairs (``series=True``)."""
     n = shape[0]
     series = n > 2 and options.mode == "series"
+    from mfif.stack_rule import auto_levels, fuse_by_decision, global_step, use_nframe_rule
+
+    if not series and use_nframe_rule(options.stack_rule, n):  # the N-frame rule (mfif.stack_rule)
+        levels = auto_levels(*shape[-2:])
+        return _tile_plan_class()(
+            halo=LIU_DECIDE_HALO, grid=2 ** levels, options=options, decide=_liu_decide,
+            global_step=lambda d, k, o: global_step(d, k),
+            finish=lambda st, d, o: FusionResult(fused=fuse_by_decision(st, d, levels=levels)),
+            finish_halo=6 * 2 ** levels)
     return _tile_plan_class()(halo=LIU_DECIDE_HALO, grid=2, options=options, decide=_liu_decide,
                               global_step=_liu_global, finish=_liu_finish,
                               finish_halo=2 * max(options.radius, 0) + 2, series=series)

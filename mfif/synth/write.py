@@ -374,11 +374,15 @@ The same command reproduces the same bytes.
 def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike, *, seed: int = DEVSET_SEED,
                 pairs: int = DEVSET_PAIRS, stacks: int = DEVSET_STACKS, pair_ids: Iterable[int] | None = None,
                 stack_ids: Iterable[int] | None = None, force: bool = False, progress: bool = True,
-                command: str = "mfif synth --devset --source <shared>/data/train/bsds500 -o <out>") -> dict:
+                command: str = "mfif synth --devset --source <shared>/data/train/bsds500 -o <out>",
+                sweeps: int = 20, stacks8: int = 10, sweep_ids: Iterable[int] | None = None,
+                stack8_ids: Iterable[int] | None = None) -> dict:
     """Write the dev evaluation set (layout and composition: module docstring).
 
     ``source``: the BSDS500 folder (its ``test`` split is used) or a PhotoSource.
     ``pair_ids`` / ``stack_ids``: write only these items (for reproducibility checks).
+    ``sweeps`` / ``stacks8``: focal sweeps and 8-frame stacks (:mod:`mfif.synth.sweep`);
+    ``sweep_ids`` / ``stack8_ids``: write only these.
     """
     if not isinstance(source, PhotoSource):
         src_path = Path(source)
@@ -389,8 +393,9 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
                 raise InputError(f"{src_path}: the dev set is made from the BSDS500 test split; "
                                  f"point --source at the bsds500 folder (with images/test)") from None
             raise
-    if len(source) < pairs + stacks:
-        raise InputError(f"{source.root}: the dev set needs {pairs + stacks} distinct photos, found {len(source)}")
+    if len(source) < pairs + stacks + sweeps + stacks8:
+        raise InputError(f"{source.root}: the dev set needs {pairs + stacks + sweeps + stacks8} distinct photos, "
+                         f"found {len(source)}")
     out = prepare_output(out, force=force)
     pair_ids = list(range(pairs)) if pair_ids is None else list(pair_ids)
     stack_ids = list(range(stacks)) if stack_ids is None else list(stack_ids)
@@ -417,12 +422,18 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
         rows.append([name, kind, info["recipe"], info["photo"], len(s.frames), s.gt.shape[2], s.gt.shape[1],
                      json.dumps(info, sort_keys=True)])
     _write_csv(out / "index.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"], rows)
+    from mfif.synth.sweep import readme_section, write_sweeps  # focal sweeps and 8-frame stacks
+
+    sweep_rows = write_sweeps(source, out, seed=seed, offset=pairs + stacks, sweeps=sweeps, stacks8=stacks8,
+                              layered_recipe=_devset_recipe("layered"), progress=progress, sweep_ids=sweep_ids,
+                              stack8_ids=stack8_ids)
     manifest = {"seed": seed, "pairs": len(pair_ids), "stacks": len(stack_ids), "source": "BSDS500 test split",
+                "sweeps": sum(r[1] == "sweep" for r in sweep_rows), "stacks8": sum(r[1] == "stack8" for r in sweep_rows),
                 "photos": len(source), "command": command,
                 "pair_recipes": {k: recipe_settings(_devset_recipe(k)) for k in ("layered", "ifcnn", "hourglass")}}
     _write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     readme = _DEVSET_README.format(command=command, seed=seed, photos=len(source), pairs=len(pair_ids),
-                                   stacks=len(stack_ids))
+                                   stacks=len(stack_ids)) + readme_section(sweeps, stacks8)
     _write_text(out / "README.md", readme)
     if sheet_pairs:
         save_sheet(out / "contact_sheet_pairs.png", contact_sheet_frames(sheet_pairs, tile=160, title="dev set: pairs"))

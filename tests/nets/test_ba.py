@@ -73,11 +73,14 @@ def test_random_weights_pair_maps_and_swap():
 def test_without_refinement_and_three_frames():
     gt = textured_image(48, 64, 1, seed=3)
     frames = np.stack([cv2.GaussianBlur(gt[0], (0, 0), s)[None] for s in (0.5, 2.0, 3.0)]).astype(np.float32)
-    res = mfif.fuse(frames, method="ba", init="random", refine=False)
+    res = mfif.fuse(frames, method="ba", init="random", refine=False, stack_rule="pair")
     np.testing.assert_array_equal(res.maps["refined"], res.maps["initial"])
     assert res.weights.shape == (3, 48, 64)
     np.testing.assert_allclose(res.weights.sum(0), 1.0)
     assert res.info["mode"] == "series" and res.decision.max() <= 2
+    champion = mfif.fuse(frames, method="ba", init="random", refine=False)  # the N-frame default
+    assert champion.info["mode"] == "champion" and champion.fused.shape == (1, 48, 64)
+    assert champion.decision.shape == (48, 64) and 0 <= champion.decision.min() <= champion.decision.max() <= 2
 
 
 @pytest.mark.parametrize("bad", [dict(window=4), dict(window=0), dict(tau=0.0), dict(tau=0.7), dict(threshold=1.0),

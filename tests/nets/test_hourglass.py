@@ -172,6 +172,9 @@ def test_three_frames_series_and_nway_order_independence():
     assert np.allclose(r1.weights.sum(0), 1, atol=1e-5)
     assert np.abs(r1.fused - r2.fused).max() < 1e-5
     assert np.abs(r1.weights[perm] - r2.weights).max() < 1e-5
+    champion = hf_seg_fusion(stack, HFSegOptions(init="random"))  # the default: linear in N
+    assert champion.info["mode"] == "champion" and champion.fused.shape == (3, 24, 30)
+    assert champion.decision.shape == (24, 30) and champion.decision.max() <= 2
     reg = hf_reg_fusion(stack, HFRegOptions(init="random", near=True))
     assert reg.weights.shape == (3, 24, 30) and set(np.unique(reg.weights)) <= {0.0, 1.0}
 

@@ -338,12 +338,13 @@ def _three_frames(size: int = 72) -> np.ndarray:
 @pytest.mark.shared
 def test_nway_is_order_independent_and_series_runs(mat_path):
     stack = _three_frames()
-    opts = LiuCNNOptions(variant="slight", weights=str(mat_path), mode="nway", area_fraction=0.0)
-    ref = liu_cnn_fusion(stack, opts)
-    for perm in ([2, 0, 1], [1, 2, 0], [2, 1, 0]):
-        got = liu_cnn_fusion(stack[perm], opts)
-        np.testing.assert_allclose(got.fused, ref.fused, atol=1e-5)
-        np.testing.assert_array_equal(np.asarray(perm)[got.decision], ref.decision)
+    for rule in ("auto", "pair"):  # the N-frame rule (mfif.stack_rule) and the paper's steps
+        opts = LiuCNNOptions(variant="slight", weights=str(mat_path), mode="nway", area_fraction=0.0, stack_rule=rule)
+        ref = liu_cnn_fusion(stack, opts)
+        for perm in ([2, 0, 1], [1, 2, 0], [2, 1, 0]):
+            got = liu_cnn_fusion(stack[perm], opts)
+            np.testing.assert_allclose(got.fused, ref.fused, atol=1e-5)
+            np.testing.assert_array_equal(np.asarray(perm)[got.decision], ref.decision)
     assert ref.weights.shape == (3, 72, 72)
     np.testing.assert_allclose(ref.weights.sum(0), 1.0, atol=1e-5)
     series = liu_cnn_fusion(stack, LiuCNNOptions(variant="slight", weights=str(mat_path), mode="series"))
