@@ -238,3 +238,40 @@ def test_folder_of_stack_folders_points_to_batch(tmp_path, capsys, pair):
         write_image(tmp_path / "stacks" / name / "x.png", textured_image(8, 8, 1))
     code, _, err = _run(capsys, "fuse", tmp_path / "stacks", "-o", tmp_path / "f.png")
     _one_error_line(code, err, "no image files", "2 stack folder(s)", "--batch")
+
+
+# ---------------------------------------------------------------------------------------------
+# defect 4: bad weights files, one line for every loader
+
+
+class _Payload:
+    """Unpickling this runs a command: what a hostile weights file does to ``weights_only=False``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _bad_weights(tmp_path):
+    import pickle
+
+    import torch
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(_Payload(tmp_path / "PWNED"), protocol=4))
+    torch.save({"w": torch.zeros(4)}, tmp_path / "good.pt")
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    return {"evil.pt": "not a plain tensor file", "truncated.pt": "truncated or damaged"}
+
+
+@pytest.mark.parametrize("method,expected", [("ifcnn-max", "IFCNN weights"), ("cnn", "Liu CNN weights"),
+                                             ("ba", "BA weights"), ("hf-seg", "hourglass")])
+def test_bad_weights_are_one_line_for_every_loader(tmp_path, capsys, pair, method, expected):
+    for name, reason in _bad_weights(tmp_path).items():
+        code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png", "-m", method, "--weights", tmp_path / name)
+        _one_error_line(code, err, name, expected, reason)
+        assert "weights_only" not in err
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "f.png").exists()
