@@ -258,9 +258,8 @@ def _cmd_list(args) -> int:
         print(f"{name:<{width}}  [{spec.kind}] {spec.summary}{mark}")
     if args.verbose:
         for name, spec in METHODS.items():
-            _, opts = spec.load()
-            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(opts)
-                               if f.default is not dataclasses.MISSING)
+            opts = spec.make_options()  # the method's own defaults (ifcnn-mean: fuse_rule='mean')
+            fields = ", ".join(f"{f.name}={getattr(opts, f.name)!r}" for f in dataclasses.fields(opts))
             print(f"  {name}: {fields or '(no options)'}")
     return 0
 
