@@ -172,6 +172,7 @@ def _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_tr
 
 
 def _cmd_fuse(args) -> int:
+    from mfif.interrupt import run_interruptibly
     from mfif.io import expand_inputs
     from mfif.methods import get_method
 
@@ -189,8 +190,10 @@ def _cmd_fuse(args) -> int:
     if not args.inputs:
         args.usage_error("the following arguments are required: IMG (or --batch DIR)")
     paths = expand_inputs(args.inputs)
-    line = _fuse_one(paths, Path(args.output), args, spec, options, save_map=args.save_map,
-                     depth_map=args.depth_map, save_transforms=args.save_transforms)
+    # in a worker thread: Ctrl-C is answered at once even inside a long C call (alignment)
+    line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
+                             depth_map=args.depth_map, save_transforms=args.save_transforms,
+                             label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
     if not args.quiet:
         print(line)
     return 0

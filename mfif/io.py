@@ -454,6 +454,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 _STAGED: contextvars.ContextVar[list | None] = contextvars.ContextVar("mfif_staged_writes", default=None)
+_ALL_STAGED: list[list] = []  # the staged lists of every open block, for discard_staged()
 
 
 @contextmanager
@@ -463,21 +464,38 @@ def all_or_nothing():
     block ends without error; on any error (or Ctrl-C) the staged files are removed, so a failed
     command leaves no new output behind. A kill between the renames leaves complete files only.
     """
+    from mfif.interrupt import CANCELLED
+
     staged: list[tuple[str, Path]] = []
     token = _STAGED.set(staged)
+    _ALL_STAGED.append(staged)
     try:
         yield
+        if CANCELLED.is_set():  # Ctrl-C was answered while this worker ran: write nothing
+            raise KeyboardInterrupt
     except BaseException:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        _unlink_staged(staged)
         raise
     finally:
         _STAGED.reset(token)
+        _ALL_STAGED.remove(staged)
     for tmp, path in staged:
         os.replace(tmp, path)
+
+
+def _unlink_staged(staged: list) -> None:
+    for tmp, _ in list(staged):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def discard_staged() -> None:
+    """Remove every output staged by an :func:`all_or_nothing` block still open (in any thread):
+    used when Ctrl-C abandons the worker that staged them."""
+    for staged in list(_ALL_STAGED):
+        _unlink_staged(staged)
 
 
 def _umask() -> int:

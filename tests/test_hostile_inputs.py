@@ -275,3 +275,42 @@ def test_bad_weights_are_one_line_for_every_loader(tmp_path, capsys, pair, metho
         _one_error_line(code, err, name, expected, reason)
         assert "weights_only" not in err
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "f.png").exists()
+
+
+def test_list_verbose_shows_each_methods_own_defaults(capsys):
+    code, out, _ = _run(capsys, "list", "-v")
+    assert code == 0
+    lines = {l.split(":")[0].strip(): l for l in out.splitlines() if l.startswith("  ")}
+    for name, rule in (("ifcnn-max", "max"), ("ifcnn-mean", "mean"), ("ifcnn-sum", "sum")):
+        assert f"fuse_rule='{rule}'" in lines[name], lines[name]
+
+
+def test_ctrl_c_is_answered_at_once_during_a_long_c_call(tmp_path, capsys, pair, monkeypatch):
+    """Ctrl-C arriving while the work sits in C code (simulated: SIGINT blocked in the working
+    thread for 4 s, as during OpenCV's ECC) ends the command within a second, writing nothing."""
+    import signal
+    import threading
+
+    import mfif.stacking
+
+    real = mfif.stacking.fuse_stack
+
+    started = []
+
+    def stuck_in_c(*args, **kwargs):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        started.append(time.perf_counter())
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, mid-work
+        try:
+            time.sleep(4)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mfif.stacking, "fuse_stack", stuck_in_c)
+    code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png")
+    assert code == 130 and "mfif: interrupted" in err
+    assert time.perf_counter() - started[0] < 2.0
+    time.sleep(5)  # the abandoned worker finishes its "C call" and must still write nothing
+    assert not (tmp_path / "f.png").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
