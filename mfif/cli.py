@@ -179,6 +179,9 @@ def _cmd_fuse(args) -> int:
     spec = get_method(args.method)
     options = _collect_options(args)
     spec.make_options(**options)  # validate option names before any work
+    from mfif.raw import RawOptions, set_raw_options
+
+    set_raw_options(RawOptions(colour=getattr(args, "raw_colour", "linear")))
     if args.tile is not None and args.tile != 0 and args.tile < 16:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
     if args.batch_frames < 2:
@@ -306,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", default="png", choices=("png", "tif", "jpg"), help="--batch output format (default png)")
     g.add_argument("--overwrite", action="store_true", help="--batch: redo stacks whose output exists")
     p.add_argument("--max-pixels", metavar="N", default=argparse.SUPPRESS, help=max_pixels_help)
+    p.add_argument("--raw-colour", choices=("linear", "camera"), default="linear",
+                   help="camera RAW frames: linear sRGB primaries (default) or the camera's own RGB")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_fuse, usage_error=p.error)
 

@@ -12,6 +12,7 @@ from mfif.cli import main
 from mfif.errors import InputError
 from mfif.io import expand_inputs, read_image, read_image_with_info, write_image
 from mfif.pixel_budget import set_max_pixels
+from mfif.raw import RawOptions, set_raw_options
 from mfif.tiff_pages import TiffFrame
 from tests.helpers import complementary_pair, textured_image
 
@@ -161,6 +162,15 @@ def test_raw_dng_reads_16bit_linear_and_fuses_to_16bit(tmp_path):
     out = tmp_path / "fused.png"
     assert main(["fuse", str(tmp_path / "a.dng"), str(tmp_path / "b.dng"), "-o", str(out), "-q"]) == 0
     assert read_image_with_info(out)[1].bit_depth == 16
+    # camera RGB (no colour matrix): grey stays the same linear grey, colours differ from sRGB primaries
+    out2 = tmp_path / "camera.png"
+    assert main(["fuse", str(tmp_path / "a.dng"), str(tmp_path / "b.dng"), "-o", str(out2), "-q",
+                 "--raw-colour", "camera"]) == 0
+    try:
+        np.testing.assert_allclose(read_image(tmp_path / "flat1000.dng"), 1000 / 4095, atol=2 / 65535)
+        assert np.abs(read_image(out2) - read_image(out)).max() > 0.05
+    finally:
+        set_raw_options(RawOptions())
 
 
 def test_raw_errors_are_one_line(tmp_path):
