@@ -114,6 +114,10 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
             raise MfifError(f"{extra}: output folder {extra.parent} does not exist")
         if extra.resolve() == out.resolve():
             raise InputError(f"{extra}: the map path equals the output path")
+    if depth_map:  # its 16-bit companion too
+        from mfif.stacking import raw_depth_path
+
+        check_output_path(raw_depth_path(Path(depth_map)), inputs=paths)
     if depth_map and spec.name == "average" and not batch:  # known before any work
         raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
     align = args.align

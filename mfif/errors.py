@@ -25,20 +25,24 @@ def weights_load_error(path, exc: BaseException, expected: str) -> WeightsError:
     Use: ``except Exception as exc: raise weights_load_error(path, exc, "IFCNN weights (.pt)") from None``.
     """
     text = str(exc)
-    if "WeightsUnpickler error" in text or exc.__class__.__name__ == "UnpicklingError":
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        head = b""
+    if head and not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        reason = f"it starts with {head!r}, not like a torch file"
+    elif "WeightsUnpickler error" in text or exc.__class__.__name__ == "UnpicklingError":
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
-        detail = detail[0].strip() if detail and "weights_only" not in detail[0] else "not a tensor file"
-        reason = (f"it is not a plain tensor file ({detail}); code or objects in it are never run "
-                  "or loaded")
+        detail = detail[0].strip() if detail and "weights_only" not in detail[0] else "refused by the safe loader"
+        reason = f"it holds Python objects other than tensors ({detail}); they are never run or loaded"
     elif "zip archive" in text or "central directory" in text or isinstance(exc, EOFError):
-        reason = "the file is truncated or damaged (its zip archive cannot be read)"
+        reason = "the file is truncated or damaged: its zip archive cannot be read"
     else:
         first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-        reason = f"not a PyTorch weights file ({exc.__class__.__name__}: {first[:120]})" if first else (
-            f"not a PyTorch weights file ({exc.__class__.__name__})")
-        if "weights_only" in reason:
-            reason = f"not a PyTorch weights file ({exc.__class__.__name__})"
-    return WeightsError(f"{path}: cannot load {expected}: {reason}")
+        reason = f"{exc.__class__.__name__}: {first[:120]}" if first and "weights_only" not in first else (
+            exc.__class__.__name__)
+    return WeightsError(f"{path}: not a readable torch weights file ({reason}); expected {expected}")
 
 
 def load_torch_weights(path, expected: str, *, map_location="cpu"):
