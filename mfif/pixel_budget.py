@@ -65,8 +65,12 @@ def check_pixels(path: str | os.PathLike, width: int, height: int, what: str = "
         raise InputError(f"{path}: {what} declares a size of {width}x{height} (width x height); nothing to read")
     if limit and width * height > limit:
         raise InputError(
-            f"{path}: {what} declares {width}x{height} (width x height) = {width * height / 1e6:.0f} MP, over the "
-            f"pixel budget of {limit / 1e6:.0f} MP (raise it with --max-pixels or MFIF_MAX_PIXELS if the file is genuine)")
+            f"{path}: {what} declares {width}x{height} (width x height) = {_megapixels(width * height)}, over the "
+            f"pixel budget of {_megapixels(limit)} (raise it with --max-pixels or MFIF_MAX_PIXELS if the file is genuine)")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} MP" if pixels >= 1_000_000 else f"{pixels} pixels"
 
 
 @contextmanager

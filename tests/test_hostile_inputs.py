@@ -123,7 +123,7 @@ def test_budget_is_configurable_and_applies_to_tiff_pages(tmp_path, capsys, pair
             read_image(path)
     set_max_pixels(None)
     code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png", "--max-pixels", "1000")
-    _one_error_line(code, err, "a.png", "pixel budget of 0 MP")
+    _one_error_line(code, err, "a.png", "= 1280 pixels, over the pixel budget of 1000 pixels")
     code, _, err = _run(capsys, "--max-pixels", "1000", "metrics", pair[0], pair[1], pair[0])
     _one_error_line(code, err, "a.png", "pixel budget")
     code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png", "--max-pixels", "lots")
