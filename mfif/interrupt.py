@@ -3,8 +3,9 @@
 Python acts on Ctrl-C only between bytecodes of the main thread, so a long call into C (OpenCV's
 ECC alignment of a large frame, a big convolution) used to delay ``mfif: interrupted`` by 15 s or
 more. :func:`run_interruptibly` runs the work in a daemon thread while the main thread waits in
-short, interruptible steps: Ctrl-C sets :data:`CANCELLED`, removes the outputs staged so far
-(:func:`mfif.io.all_or_nothing` checks the flag before it renames anything into place) and raises
+short, interruptible steps: Ctrl-C cancels the worker (:func:`cancelled` becomes true in it), removes
+the outputs staged so far (:func:`mfif.io.all_or_nothing` checks :func:`cancelled` before it renames
+anything into place) and raises
 :class:`KeyboardInterrupt` in the main thread right away; the CLI then exits with code 130 and the
 abandoned worker dies with the process.
 
@@ -13,12 +14,19 @@ work that has no progress bar of its own (a learned method on a large stack) is 
 """
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 import time
 from typing import Callable
 
-CANCELLED = threading.Event()
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("mfif_cancel", default=None)
+
+
+def cancelled() -> bool:
+    """True inside a worker of :func:`run_interruptibly` whose command was interrupted."""
+    event = _CANCEL.get()
+    return event is not None and event.is_set()
 
 
 def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_after: float = 2.0, **kwargs):
@@ -28,10 +36,11 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
         label: show ``label: N s`` on stderr (a terminal only) once the work has run
             ``ticker_after`` seconds; cleared when it ends.
     """
-    CANCELLED.clear()
+    cancel = threading.Event()  # this run's own: a later run is not affected by an abandoned one
     outcome: dict = {}
 
     def work():
+        _CANCEL.set(cancel)
         try:
             outcome["value"] = fn(*args, **kwargs)
         except BaseException as exc:  # handed to the main thread
@@ -51,7 +60,7 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
                 sys.stderr.flush()
                 shown = True
     except KeyboardInterrupt:
-        CANCELLED.set()
+        cancel.set()
         from mfif.io import discard_staged
 
         discard_staged()

@@ -464,14 +464,14 @@ def all_or_nothing():
     block ends without error; on any error (or Ctrl-C) the staged files are removed, so a failed
     command leaves no new output behind. A kill between the renames leaves complete files only.
     """
-    from mfif.interrupt import CANCELLED
+    from mfif.interrupt import cancelled
 
     staged: list[tuple[str, Path]] = []
     token = _STAGED.set(staged)
     _ALL_STAGED.append(staged)
     try:
         yield
-        if CANCELLED.is_set():  # Ctrl-C was answered while this worker ran: write nothing
+        if cancelled():  # Ctrl-C was answered while this worker ran: write nothing
             raise KeyboardInterrupt
     except BaseException:
         _unlink_staged(staged)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from mfif.cli import main
 from mfif.errors import InputError
-from mfif.io import read_image, read_image_with_info, write_image
+from mfif.io import all_or_nothing, read_image, read_image_with_info, write_image
 from mfif.pixel_budget import DEFAULT_MAX_PIXELS, check_pixels, pillow_open, set_max_pixels
 from tests.helpers import textured_image
 
@@ -317,3 +317,9 @@ def test_ctrl_c_is_answered_at_once_during_a_long_c_call(tmp_path, capsys, pair,
     time.sleep(3)  # the abandoned worker finishes its "C call" and must still write nothing
     assert not (tmp_path / "f.png").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # and the next command in this process writes as usual
+    monkeypatch.setattr(mfif.stacking, "fuse_stack", real)
+    assert main(["fuse", str(pair[0]), str(pair[1]), "-o", str(tmp_path / "f.png"), "-q"]) == 0
+    with all_or_nothing():
+        write_image(tmp_path / "g.png", textured_image(8, 8, 1))
+    assert (tmp_path / "f.png").exists() and (tmp_path / "g.png").exists()
