@@ -339,12 +339,9 @@ def expand_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
 
 def _tiff_frames(path: Path) -> list:
     """A multi-page TIFF -> one :class:`TiffFrame` per page; any other file -> [path]."""
-    if path.suffix.lower() not in _TIFF or not path.is_file():
-        return [path]
-    try:
-        n = tiff_frame_count(path)
-    except InputError:
-        return [path]  # reading it later gives the message
+    if path.suffix.lower() not in _TIFF or not path.is_file() or path.stat().st_size == 0:
+        return [path]  # reading it gives the message
+    n = tiff_frame_count(path)
     return [TiffFrame(path, i) for i in range(n)] if n > 1 else [path]
 
 

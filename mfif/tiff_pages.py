@@ -60,10 +60,18 @@ def _open(path: Path):
 
 
 def tiff_frame_count(path: str | os.PathLike) -> int:
-    """Number of frames (pages of the first series) in a TIFF file; 1 for a plain image."""
+    """Number of frames (pages of the first series) in a TIFF file; 1 for a plain image.
+
+    A hyperstack with more than one axis besides the image's own (e.g. OME ``ZCYX``: focus and
+    fluorescence channels) is refused: which pages form the focal series is not for mfif to guess."""
     path = Path(path)
     with _open(path) as tif:
-        return max(1, len(tif.series[0]))
+        series = tif.series[0]
+        extra = [f"{axis}={n}" for axis, n in zip(series.axes, series.shape) if axis not in "YXS" and n > 1]
+        if len(extra) > 1:
+            raise InputError(f"{path}: a {series.axes} hyperstack ({', '.join(extra)}); mfif fuses one focal "
+                             "series: save one channel / time point per file")
+        return max(1, len(series))
 
 
 def read_tiff(path: str | os.PathLike, index: int | None = None) -> tuple[np.ndarray, dict]:

@@ -84,6 +84,15 @@ def test_multipage_tiff_pages_checked_and_named(tmp_path, capsys):
     with pytest.raises(InputError, match=r"z.tif: TIFF page declares 60x48"):
         read_image(TiffFrame(tmp_path / "z.tif", 1))
     assert str(TiffFrame(tmp_path / "z.tif", 1)).endswith("z.tif[page 2]")
+    # focus and channel axes together: refused, not guessed
+    tifffile.imwrite(tmp_path / "zc.ome.tif", np.zeros((3, 2, 16, 16), np.uint16), ome=True,
+                     photometric="minisblack", metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match=r"zc.ome.tif: a ZCYX hyperstack \(Z=3, C=2\)"):
+        expand_inputs([tmp_path / "zc.ome.tif"])
+    set_max_pixels(None)
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match="bad.tif: cannot read TIFF"):
+        expand_inputs([tmp_path / "bad.tif"])
 
 
 # ---------------------------------------------------------------------------------------------
