@@ -34,7 +34,8 @@ from mfif.pixel_budget import pillow_open
 from mfif.raw import RAW_SUFFIXES, is_raw, read_raw
 from mfif.tiff_pages import TiffFrame, read_tiff, tiff_frame_count
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm") + RAW_SUFFIXES
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + RAW_SUFFIXES  # what a folder of frames may hold (RAW via rawpy)
 _TIFF = (".tif", ".tiff")
 _JPEG = (".jpg", ".jpeg")
 
@@ -319,10 +320,10 @@ def expand_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
         s = str(item)
         p = Path(s)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
             if not files:
                 stacks = [d for d in p.iterdir() if d.is_dir() and any(
-                    f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir() if f.is_file())]
+                    f.suffix.lower() in INPUT_SUFFIXES for f in d.iterdir() if f.is_file())]
                 hint = (f"; it holds {len(stacks)} stack folder(s): fuse each as one stack with "
                         f"'mfif fuse --batch {p} -o OUT_DIR'") if stacks else ""
                 raise InputError(f"{p}: folder contains no image files{hint}")
