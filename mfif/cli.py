@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from mfif.errors import InputError, MfifError
@@ -101,8 +102,8 @@ def _align_options(args):
 def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map=None, save_transforms=None,
               batch: bool = False) -> str:
     """Load, align, merge and save one stack; returns the summary line."""
-    from mfif.io import check_output_path, write_image
-    from mfif.stacking import fuse_stack, write_depth_map
+    from mfif.io import all_or_nothing, check_output_path
+    from mfif.stacking import fuse_stack
 
     if len(paths) < 2:
         raise InputError(f"need at least 2 frames to fuse, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
@@ -111,8 +112,16 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
     for extra in extras:
         if extra.suffix.lower() != ".json":
             check_output_path(extra, inputs=paths)
+        elif not (extra.parent if str(extra.parent) else Path(".")).is_dir():
+            raise MfifError(f"{extra}: output folder {extra.parent} does not exist")
         if extra.resolve() == out.resolve():
             raise InputError(f"{extra}: the map path equals the output path")
+    if depth_map:  # its 16-bit companion too
+        from mfif.stacking import raw_depth_path
+
+        check_output_path(raw_depth_path(Path(depth_map)), inputs=paths)
+    if depth_map and spec.name == "average" and not batch:  # known before any work
+        raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
     align = args.align
     if align is None:
         align = len(paths) > 2
@@ -133,9 +142,30 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
     if getattr(args, "retouch", None):
         from mfif.retouching import retouch
 
-        result = retouch(result, frames, args.retouch)
-    bit_depth = args.bit_depth or frames.bit_depth
-    write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif)
+        sr.result = result = retouch(result, frames, args.retouch)
+    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
+    bit_depth = args.bit_depth or (8 if jpeg else frames.bit_depth)
+    with all_or_nothing():  # every output or none
+        _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_transforms, batch)
+    bit_depth = 8 if jpeg else bit_depth  # what the file holds (JPEG: 8 bits, with a warning if 16 was asked)
+    note = ""
+    if sr.alignment is not None:
+        x, y, w, h = sr.alignment.crop
+        fallbacks = [s.method for s in sr.alignment.steps if s.method != "ecc"]
+        note = f", aligned ({sr.alignment.model}; crop {w}x{h}+{x}+{y}" + (
+            f"; {len(fallbacks)} step(s) by {'/'.join(sorted(set(fallbacks)))}" if fallbacks else "") + ")"
+    return (f"{out}: fused {len(frames)} frames with {spec.name} in {time.perf_counter() - start:.2f} s "
+            f"({bit_depth}-bit{note}; merge: {result.info.get('merge', 'in memory')})")
+
+
+def _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_transforms, batch) -> None:
+    from mfif.io import write_image
+    from mfif.stacking import write_depth_map
+
+    result, frames = sr.result, sr.frames
+    ref = frames.reference_info
+    write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif,
+                icc=ref.icc if ref else None, resolution=ref.resolution if ref else None)
     if save_map:
         _save_maps(result, Path(save_map), len(frames), paths)
     if depth_map:
@@ -149,23 +179,19 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
             write_depth_map(depth_map, depth, len(frames), inputs=paths)
     if save_transforms and sr.alignment is not None:
         sr.alignment.save(save_transforms, frames.paths)
-    note = ""
-    if sr.alignment is not None:
-        x, y, w, h = sr.alignment.crop
-        fallbacks = [s.method for s in sr.alignment.steps if s.method != "ecc"]
-        note = f", aligned ({sr.alignment.model}; crop {w}x{h}+{x}+{y}" + (
-            f"; {len(fallbacks)} step(s) by {'/'.join(sorted(set(fallbacks)))}" if fallbacks else "") + ")"
-    return (f"{out}: fused {len(frames)} frames with {spec.name} in {time.perf_counter() - start:.2f} s "
-            f"({bit_depth}-bit{note}; merge: {result.info.get('merge', 'in memory')})")
 
 
 def _cmd_fuse(args) -> int:
+    from mfif.interrupt import run_interruptibly
     from mfif.io import expand_inputs
     from mfif.methods import get_method
 
     spec = get_method(args.method)
     options = _collect_options(args)
     spec.make_options(**options)  # validate option names before any work
+    from mfif.raw import RawOptions, set_raw_options
+
+    set_raw_options(RawOptions(colour=getattr(args, "raw_colour", "linear")))
     if args.tile is not None and args.tile != 0 and args.tile < 16:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
     if args.batch_frames < 2:
@@ -183,8 +209,10 @@ def _cmd_fuse(args) -> int:
     if not args.inputs:
         args.usage_error("the following arguments are required: IMG (or --batch DIR)")
     paths = expand_inputs(args.inputs)
-    line = _fuse_one(paths, Path(args.output), args, spec, options, save_map=args.save_map,
-                     depth_map=args.depth_map, save_transforms=args.save_transforms)
+    # in a worker thread: Ctrl-C is answered at once even inside a long C call (alignment)
+    line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
+                             depth_map=args.depth_map, save_transforms=args.save_transforms,
+                             label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
     if not args.quiet:
         print(line)
     return 0
@@ -216,9 +244,8 @@ def _cmd_list(args) -> int:
         print(f"{name:<{width}}  [{spec.kind}] {spec.summary}{mark}")
     if args.verbose:
         for name, spec in METHODS.items():
-            _, opts = spec.load()
-            fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(opts)
-                               if f.default is not dataclasses.MISSING)
+            opts = spec.make_options()  # the method's own defaults (ifcnn-mean: fuse_rule='mean')
+            fields = ", ".join(f"{f.name}={getattr(opts, f.name)!r}" for f in dataclasses.fields(opts))
             print(f"  {name}: {fields or '(no options)'}")
     return 0
 
@@ -230,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mfif", description="Multi-focus image fusion (focus stacking).")
     parser.add_argument("--version", action="version", version=f"mfif {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    max_pixels_help = ("largest frame to decode, width x height as declared in the file (default 268M; "
+                       "0: no limit); larger files are refused before decoding")
+    parser.add_argument("--max-pixels", metavar="N", default=argparse.SUPPRESS, help=max_pixels_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -261,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", default="png", choices=("png", "tif", "jpg"), help="--batch output format (default png)")
     g.add_argument("--overwrite", action="store_true", help="--batch: redo every stack, replacing its outputs "
                    "(without it, stacks the manifest proves done are skipped and changed ones redone)")
+    p.add_argument("--max-pixels", metavar="N", default=argparse.SUPPRESS, help=max_pixels_help)
+    p.add_argument("--raw-colour", choices=("linear", "camera"), default="linear",
+                   help="camera RAW frames: linear sRGB primaries (default) or the camera's own RGB")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_fuse, usage_error=p.error)
 
@@ -278,12 +311,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning_printer():
+    """Warnings as one ``mfif: warning: ...`` line on stderr, each distinct message once (a frame
+    is read more than once by the low-memory pipeline; its warning is said once)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        if text not in seen:
+            seen.add(text)
+            print(f"mfif: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func = args.func
     try:
-        return int(func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning_printer()
+            if getattr(args, "max_pixels", None) is not None:
+                from mfif.pixel_budget import set_max_pixels
+
+                set_max_pixels(args.max_pixels)
+            return int(func(args) or 0)
     except MfifError as exc:
         print(f"mfif: error: {exc}", file=sys.stderr)
         return 1

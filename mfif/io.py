@@ -5,18 +5,24 @@ Inside mfif an image is float32 (C, H, W) in [0, 1] with C = 1 (grey) or 3 (RGB)
 
 - read: PNG (8/16-bit), TIFF (8/16-bit, float), JPEG and anything else Pillow opens; grey, RGB;
   RGBA/LA lose alpha with a warning; palette and CMYK become RGB; EXIF orientation is applied.
-- write: PNG and TIFF at 8 or 16 bits, JPEG at 8 bits; atomic (temporary file + rename); never
-  overwrites one of the inputs.
+  Camera RAW through :mod:`mfif.raw`; a multi-page TIFF given as one input is a z-stack
+  (:mod:`mfif.tiff_pages`). Every declared size is checked against the pixel budget
+  (:mod:`mfif.pixel_budget`) before decoding. The ICC profile and resolution are recorded.
+- write: PNG and TIFF at 8 or 16 bits, JPEG at 8 bits; atomic (temporary file + rename, an
+  existing file's permissions kept); never overwrites one of the inputs; ICC profile and
+  resolution embedded when given (:mod:`mfif.colour_meta`).
 
 Every problem raises :class:`mfif.errors.InputError` / :class:`mfif.errors.OutputError` with a
 one-line message that names the file.
 """
 from __future__ import annotations
 
+import contextvars
 import glob
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,8 +30,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mfif.errors import InputError, OutputError
+from mfif.pixel_budget import pillow_open
+from mfif.raw import RAW_SUFFIXES, is_raw, read_raw
+from mfif.tiff_pages import TiffFrame, read_tiff, tiff_frame_count
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + RAW_SUFFIXES  # what a folder of frames may hold (RAW via rawpy)
 _TIFF = (".tif", ".tiff")
 _JPEG = (".jpg", ".jpeg")
 
@@ -39,6 +49,8 @@ class ImageInfo:
     channels: int  # after conversion: 1 or 3
     had_alpha: bool = False
     exif: bytes | None = None
+    icc: bytes | None = None  # embedded ICC colour profile
+    resolution: tuple[float, float, str] | None = None  # (x, y, 'inch' | 'cm' | 'none')
 
 
 @dataclass
@@ -93,30 +105,17 @@ def _apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
-
-    try:
-        arr = tifffile.imread(str(path))
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise InputError(f"{path}: cannot read TIFF ({exc.__class__.__name__}: {exc})") from None
-    arr = np.asarray(arr)
-    if arr.size == 0:
-        raise InputError(f"{path}: cannot read TIFF (no image data found)")
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar configuration
-    if arr.ndim not in (2, 3):
-        raise InputError(f"{path}: TIFF with shape {arr.shape} is not a single 2-D image")
-    return arr
-
-
-def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None]:
+def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None, dict]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with pillow_open(path) as im:
             im.load()
             exif = im.info.get("exif")
+            meta = {"icc": im.info.get("icc_profile") or None, "resolution": None}
+            dpi = im.info.get("dpi")
+            if dpi and len(dpi) == 2 and min(dpi) > 0:
+                meta["resolution"] = (float(dpi[0]), float(dpi[1]), "inch")
             orientation = im.getexif().get(0x0112)
             mode = im.mode
             if _png_is_16bit_colour(path):
@@ -141,6 +140,8 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None]:
         raise InputError(f"{path}: file not found") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or an unsupported format)") from None
+    except Image.DecompressionBombError as exc:  # a frame of a multi-frame file (GIF)
+        raise InputError(f"{path}: refused as a decompression bomb ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot decode image, file truncated or corrupt ({exc})") from None
     if arr is None:  # 16-bit RGB PNG: Pillow would reduce it to 8 bits
@@ -150,7 +151,7 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None]:
         if raw is None:
             raise InputError(f"{path}: cannot decode 16-bit PNG")
         arr = raw[..., ::-1] if raw.shape[2] == 3 else raw[..., [2, 1, 0, 3]]
-    return _apply_orientation(arr, orientation), exif
+    return _apply_orientation(arr, orientation), exif, meta
 
 
 def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, int, bool]:
@@ -189,8 +190,14 @@ def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, in
 
 
 def read_image_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Read one file into float32 (C, H, W) in [0, 1] plus its :class:`ImageInfo`."""
+    """Read one file into float32 (C, H, W) in [0, 1] plus its :class:`ImageInfo`.
+
+    ``path`` may be a :class:`mfif.tiff_pages.TiffFrame` (one page of a multi-page TIFF)."""
+    page = path.index if isinstance(path, TiffFrame) else None
+    name = str(path)
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path}: broken symbolic link or symbolic link loop")
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
@@ -199,15 +206,18 @@ def read_image_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo
         raise InputError(f"{path}: file is not readable (permission denied)")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
-    exif = None
+    exif, meta = None, {}
     if path.suffix.lower() in _TIFF:
-        arr = _read_tiff(path)
+        arr, meta = read_tiff(path, page)
+    elif is_raw(path):
+        arr = read_raw(path)
     else:
-        arr, exif = _read_pillow(path)
-    image, depth, had_alpha = to_float_image(arr, str(path))
+        arr, exif, meta = _read_pillow(path)
+    image, depth, had_alpha = to_float_image(arr, name)
     if had_alpha:
-        warnings.warn(f"{path}: alpha channel dropped", stacklevel=2)
-    return image, ImageInfo(path=path, bit_depth=depth, channels=image.shape[0], had_alpha=had_alpha, exif=exif)
+        warnings.warn(f"{name}: alpha channel dropped", stacklevel=2)
+    return image, ImageInfo(path=path, bit_depth=depth, channels=image.shape[0], had_alpha=had_alpha, exif=exif,
+                            icc=meta.get("icc"), resolution=meta.get("resolution"))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -302,16 +312,21 @@ def as_stack(images, *, min_frames: int = 2) -> Stack:
 def expand_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand CLI inputs: files as given, globs (``*.png``) and folders (their image files, sorted).
 
-    A pattern or folder that matches nothing is an error; the result keeps the order given.
+    A pattern or folder that matches nothing is an error; the result keeps the order given. A
+    multi-page TIFF becomes its frames (:class:`mfif.tiff_pages.TiffFrame`, a z-stack).
     """
     out: list[Path] = []
     for item in items:
         s = str(item)
         p = Path(s)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
             if not files:
-                raise InputError(f"{p}: folder contains no image files")
+                stacks = [d for d in p.iterdir() if d.is_dir() and any(
+                    f.suffix.lower() in INPUT_SUFFIXES for f in d.iterdir() if f.is_file())]
+                hint = (f"; it holds {len(stacks)} stack folder(s): fuse each as one stack with "
+                        f"'mfif fuse --batch {p} -o OUT_DIR'") if stacks else ""
+                raise InputError(f"{p}: folder contains no image files{hint}")
             out.extend(files)
         elif any(ch in s for ch in "*?[") and not p.exists():
             files = sorted(Path(f) for f in glob.glob(s) if Path(f).is_file())
@@ -320,7 +335,15 @@ def expand_inputs(items: Iterable[str | os.PathLike]) -> list[Path]:
             out.extend(files)
         else:
             out.append(p)
-    return out
+    return [frame for p in out for frame in _tiff_frames(p)]
+
+
+def _tiff_frames(path: Path) -> list:
+    """A multi-page TIFF -> one :class:`TiffFrame` per page; any other file -> [path]."""
+    if path.suffix.lower() not in _TIFF or not path.is_file() or path.stat().st_size == 0:
+        return [path]  # reading it gives the message
+    n = tiff_frame_count(path)
+    return [TiffFrame(path, i) for i in range(n)] if n > 1 else [path]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,7 +368,10 @@ def _same_file(a: Path, b: Path) -> bool:
             return os.path.samefile(a, b)
     except OSError:
         pass
-    return a.resolve() == b.resolve()
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+        return a.absolute() == b.absolute()
 
 
 def check_output_path(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
@@ -367,8 +393,12 @@ def check_output_path(path: str | os.PathLike, *, inputs: Iterable[str | os.Path
     return path
 
 
-def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_quality: int = 95) -> bytes:
-    """Encode float (C, H, W) in [0, 1] as PNG/TIFF (8/16-bit) or JPEG (8-bit) bytes."""
+def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_quality: int = 95,
+                 icc: bytes | None = None, resolution=None) -> bytes:
+    """Encode float (C, H, W) in [0, 1] as PNG/TIFF (8/16-bit) or JPEG (8-bit) bytes, with the ICC
+    profile and resolution embedded when given (:mod:`mfif.colour_meta`)."""
+    from mfif.colour_meta import add_colour_metadata, tiff_arguments
+
     suffix = suffix.lower()
     if suffix in _JPEG and bit_depth == 16:
         warnings.warn("JPEG cannot hold 16 bits; writing 8 bits", stacklevel=3)
@@ -380,7 +410,8 @@ def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_qua
         import tifffile
 
         buf = io.BytesIO()
-        tifffile.imwrite(buf, arr, photometric="rgb" if arr.ndim == 3 else "minisblack")
+        tifffile.imwrite(buf, arr, photometric="rgb" if arr.ndim == 3 else "minisblack",
+                         **tiff_arguments(icc=icc, resolution=resolution))
         return buf.getvalue()
     import cv2
 
@@ -390,18 +421,27 @@ def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_qua
     ok, buf = cv2.imencode(suffix if suffix != ".jpeg" else ".jpg", arr, params)
     if not ok:
         raise OutputError(f"cannot encode image as {suffix}")
-    return buf.tobytes()
+    return add_colour_metadata(buf.tobytes(), suffix, icc=icc, resolution=resolution)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path``."""
+    """Write to a temporary file in the same folder, then rename over ``path`` (a file replaced
+    keeps its permission bits; a new one gets 0o666 less the umask, as ``open`` would)."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    staged = _STAGED.get()
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
+        if staged is not None:
+            staged.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -409,6 +449,57 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+_STAGED: contextvars.ContextVar[list | None] = contextvars.ContextVar("mfif_staged_writes", default=None)
+_ALL_STAGED: list[list] = []  # the staged lists of every open block, for discard_staged()
+
+
+@contextmanager
+def all_or_nothing():
+    """Outputs written inside the block (every writer here goes through :func:`write_bytes_atomic`)
+    are staged as temporary files beside their targets and renamed into place together when the
+    block ends without error; on any error (or Ctrl-C) the staged files are removed, so a failed
+    command leaves no new output behind. A kill between the renames leaves complete files only.
+    """
+    from mfif.interrupt import cancelled
+
+    staged: list[tuple[str, Path]] = []
+    token = _STAGED.set(staged)
+    _ALL_STAGED.append(staged)
+    try:
+        yield
+        if cancelled():  # Ctrl-C was answered while this worker ran: write nothing
+            raise KeyboardInterrupt
+    except BaseException:
+        _unlink_staged(staged)
+        raise
+    finally:
+        _STAGED.reset(token)
+        _ALL_STAGED.remove(staged)
+    for tmp, path in staged:
+        os.replace(tmp, path)
+
+
+def _unlink_staged(staged: list) -> None:
+    for tmp, _ in list(staged):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def discard_staged() -> None:
+    """Remove every output staged by an :func:`all_or_nothing` block still open (in any thread):
+    used when Ctrl-C abandons the worker that staged them."""
+    for staged in list(_ALL_STAGED):
+        _unlink_staged(staged)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _exif_upright(exif: bytes) -> bytes | None:
@@ -465,7 +556,7 @@ def add_exif(data: bytes, suffix: str, exif: bytes | None) -> bytes:
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8,
                 inputs: Iterable[str | os.PathLike | None] = (), jpeg_quality: int = 95,
-                exif: bytes | None = None) -> Path:
+                exif: bytes | None = None, icc: bytes | None = None, resolution=None) -> Path:
     """Write float32 (C, H, W) or (H, W) in [0, 1] to ``path`` atomically.
 
     Args:
@@ -474,9 +565,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 
         inputs: files that must never be overwritten (the frames that were fused).
         exif: EXIF bytes to copy into the file (JPEG and PNG; TIFF outputs carry none), e.g.
             :attr:`ImageInfo.exif` of the reference frame; Orientation is reset to 1.
+        icc, resolution: :attr:`ImageInfo.icc` / :attr:`ImageInfo.resolution` to embed.
     """
     path = check_output_path(path, inputs=inputs)
-    data = add_exif(encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality), path.suffix, exif)
+    data = add_exif(encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality, icc=icc,
+                                 resolution=resolution), path.suffix, exif)
     try:
         write_bytes_atomic(path, data)
     except OSError as exc:

@@ -141,6 +141,13 @@ class FrameSource:
         return out
 
     @property
+    def reference_info(self) -> ImageInfo | None:
+        """What was read from the reference frame's file (ICC profile, resolution), or None."""
+        if 0 <= self.reference < len(self.infos):
+            return self.infos[self.reference]
+        return None
+
+    @property
     def reference_exif(self) -> bytes | None:
         if 0 <= self.reference < len(self.infos) and self.infos[self.reference] is not None:
             return self.infos[self.reference].exif

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mfif.errors import InputError
@@ -77,13 +78,16 @@ def run_eval(args: argparse.Namespace) -> int:
     config = EvalConfig(methods=methods, out_dir=out, metrics=_split(args.metrics),
                         cache_dir=Path(args.cache) if args.cache else None, variants=variants)
     result = evaluate(args.data, config)
+    if not result.rows:  # nothing to tabulate: say why, on stderr, without an empty report
+        more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
+        raise InputError(f"no results: {result.problems[0] if result.problems else 'no items found'}{more}")
     paths = write_report(result, out, cache_dir=config.cache_dir, grid_items=_split(args.grid),
                          grid_count=args.grid_count)
     print(f"{len(result.rows)} results ({result.method_runs} computed, {len(result.rows) - result.method_runs} "
           f"from cache); report: {paths['markdown']}")
     for problem in result.problems:
-        print(f"problem: {problem}")
-    return 0 if result.rows else 1
+        print(f"mfif: warning: {problem}", file=sys.stderr)
+    return 0
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -47,9 +47,28 @@ def read_csv(path: Path) -> list[EvalRow]:
     return rows
 
 
+def _in_range(name: str, value: float) -> bool:
+    """Whether ``value`` lies in the declared range of metric ``name`` (no range: always)."""
+    from mfif.metrics import METRICS
+
+    return name not in METRICS or METRICS[name].in_range(value)
+
+
+def out_of_range_counts(rows: list[EvalRow]) -> dict[tuple[str, str, str], int]:
+    """{(dataset, metric, method): number of items whose value is outside the metric's declared
+    range} (only nonzero counts). Such values are flagged in tables and never ranked."""
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for r in rows:
+        for name, v in r.values.items():
+            if v is not None and not math.isnan(v) and not _in_range(name, v):
+                counts[r.dataset, name, r.method] += 1
+    return dict(counts)
+
+
 def summarize(rows: list[EvalRow]):
     """Per dataset: {metric: {method: (mean, std, n, wins)}} with wins = items where the method is
-    best on that metric (ties count for every tied method)."""
+    best on that metric (ties count for every tied method). A value outside the metric's declared
+    range (:attr:`mfif.metrics.Metric.value_range`) wins nothing (see :func:`out_of_range_counts`)."""
     from mfif.metrics import METRICS
 
     out: dict[str, dict[str, dict[str, tuple[float, float, int, int]]]] = {}
@@ -64,7 +83,7 @@ def summarize(rows: list[EvalRow]):
             per_item: dict[str, dict[str, float]] = defaultdict(dict)
             for r in ds_rows:
                 v = r.values.get(name)
-                if v is not None and not math.isnan(v):
+                if v is not None and not math.isnan(v) and _in_range(name, v):
                     per_item[r.item][r.method] = v
             wins = defaultdict(int)
             for item_vals in per_item.values():
@@ -84,10 +103,13 @@ def summarize(rows: list[EvalRow]):
 
 
 def markdown_table(rows: list[EvalRow], digits: int = 4) -> str:
-    """Means ± std per metric (rows) and method (columns); best mean in bold; wins in brackets."""
+    """Means ± std per metric (rows) and method (columns); best mean in bold; wins in brackets.
+    A mean over values outside the metric's declared range is flagged (``⚠ k out of range``) and
+    never bold."""
     from mfif.metrics import METRICS
 
     parts = []
+    flagged = out_of_range_counts(rows)
     for ds, table in summarize(rows).items():
         methods = list(dict.fromkeys(r.method for r in rows if r.dataset == ds))
         n_items = len({r.item for r in rows if r.dataset == ds})
@@ -96,7 +118,7 @@ def markdown_table(rows: list[EvalRow], digits: int = 4) -> str:
         parts.append("|---|" + "---|" * len(methods))
         for name, per_method in table.items():
             higher = METRICS[name].higher_is_better if name in METRICS else True
-            means = {m: v[0] for m, v in per_method.items()}
+            means = {m: v[0] for m, v in per_method.items() if not flagged.get((ds, name, m))}
             best = (max if higher else min)(means.values()) if means else None
             cells = []
             for m in methods:
@@ -105,14 +127,18 @@ def markdown_table(rows: list[EvalRow], digits: int = 4) -> str:
                     continue
                 mean, std, _, wins = per_method[m]
                 text = f"{mean:.{digits}f} ± {std:.{digits}f} ({wins})"
-                cells.append(f"**{text}**" if round(mean, digits) == round(best, digits) else text)
+                if flagged.get((ds, name, m)):
+                    cells.append(f"{text} ⚠ {flagged[ds, name, m]} out of range")
+                    continue
+                cells.append(f"**{text}**" if best is not None and round(mean, digits) == round(best, digits) else text)
             arrow = "↑" if higher else "↓"
             parts.append(f"| {name} {arrow} | " + " | ".join(cells) + " |")
         secs = {m: finite(r.seconds for r in rows if r.dataset == ds and r.method == m) for m in methods}
         parts.append("| seconds/item | " + " | ".join(f"{np.mean(s):.3f}" if s else "–" for s in secs.values()) + " |")
         parts.append("")
     parts.append("Cells: mean ± std over items (per-item wins in brackets; ties count for each). "
-                 "Bold: best mean. ↑ higher is better, ↓ lower is better.")
+                 "Bold: best mean. ↑ higher is better, ↓ lower is better. ⚠: values outside the metric's "
+                 "range (round-off, not quality): not ranked.")
     return "\n".join(parts) + "\n"
 
 

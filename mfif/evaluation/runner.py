@@ -27,7 +27,7 @@ from mfif.io import read_image, read_stack, write_bytes_atomic, write_image
 
 # Reported for every item (reference-free, cheap enough for hundreds of items); GT metrics are
 # added when the item has a ground truth. Any key of mfif.metrics.METRICS can be asked for.
-DEFAULT_METRICS = ("Q_MI", "Q_G_yl", "Q_Y_yl", "Q_CB", "Q_P", "SSIM", "EN", "SF", "AG", "SD")
+DEFAULT_METRICS = ("Q_MI", "Q_G_yl", "Q_Y_stable", "Q_CB", "Q_P", "SSIM", "EN", "SF", "AG", "SD")
 GT_METRICS = ("PSNR_GT", "SSIM_GT")
 
 

@@ -96,6 +96,8 @@ class Metric:
         needs_ground_truth: needs ``ground_truth=``.
         reference: paper / code the implementation follows.
         n_sources: 2 for two-source metrics, None for any number (>= 2), 0 for fused-only metrics.
+        value_range: (low, high) every valid value lies in, or None when unbounded/undeclared; a
+            value outside it is flagged, never ranked (:func:`in_range`).
     """
 
     name: str
@@ -104,3 +106,15 @@ class Metric:
     needs_ground_truth: bool = False
     reference: str = ""
     n_sources: int | None = 2
+    value_range: tuple[float, float] | None = None
+
+    def in_range(self, value: float) -> bool:
+        """True when ``value`` is finite and inside :attr:`value_range` (with 1e-9 slack)."""
+        import math
+
+        if not math.isfinite(value):
+            return False
+        if self.value_range is None:
+            return True
+        low, high = self.value_range
+        return low - 1e-9 <= value <= high + 1e-9

@@ -62,7 +62,12 @@ def _table(values: dict[str, float]) -> str:
     lines = [f"{'metric'.ljust(width)}     value"]
     for k, v in values.items():
         arrow = "↑" if METRICS[k].higher_is_better else "↓"
-        lines.append(f"{k.ljust(width)}  {arrow}  {_format(v)}")
+        flag = ""
+        if math.isfinite(v) and not METRICS[k].in_range(v):
+            low, high = METRICS[k].value_range
+            flag = f"  ⚠ outside [{low:g}, {high:g}]: round-off, not a quality (use Q_Y_stable)" if k.startswith("Q_Y") \
+                else f"  ⚠ outside [{low:g}, {high:g}]"
+        lines.append(f"{k.ljust(width)}  {arrow}  {_format(v)}{flag}")
     return "\n".join(lines)
 
 

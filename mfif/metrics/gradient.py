@@ -322,9 +322,9 @@ def phase_congruency_feature(sources, fused, *, ground_truth=None) -> float:
 _ZL = "Zheng Liu's imageFusionMetrics (TPAMI 2012 survey), "
 
 METRICS: tuple[Metric, ...] = (
-    Metric(name="Q_G", function=gradient_preservation_zl, higher_is_better=True,
+    Metric(name="Q_G", function=gradient_preservation_zl, higher_is_better=True, value_range=(0.0, 1.0),
            reference="Xydeas & Petrovic 2000; " + _ZL + "metricXydeas (ZL constants, per-pixel pooling)"),
-    Metric(name="Q_G_yl", function=gradient_preservation_yl, higher_is_better=True,
+    Metric(name="Q_G_yl", function=gradient_preservation_yl, higher_is_better=True, value_range=(0.0, 1.0),
            reference="Xydeas & Petrovic 2000; Yu Liu's corrected metricXydeas (MFIF-Metrics); "
                      "the Q_G of published MFIF tables"),
     Metric(name="Q_ABF_vifb", function=gradient_preservation_vifb, higher_is_better=True,

@@ -210,7 +210,7 @@ def cross_entropy_vifb(sources, fused, *, ground_truth=None) -> float:
 _ZL = "Zheng Liu's imageFusionMetrics (TPAMI 2012 survey), "
 
 METRICS: tuple[Metric, ...] = (
-    Metric(name="Q_MI", function=normalized_mutual_information, higher_is_better=True,
+    Metric(name="Q_MI", function=normalized_mutual_information, higher_is_better=True, value_range=(0.0, 2.0),
            reference="Hossny et al. 2008; " + _ZL + "metricMI(A,B,F,1)"),
     Metric(name="Q_TE", function=tsallis_mutual_information, higher_is_better=True,
            reference="Cvejic et al. 2006, q = 1.85; " + _ZL + "metricMI(A,B,F,2) "

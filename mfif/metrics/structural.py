@@ -1,6 +1,7 @@
 """Fusion metrics, structural family: SSIM and the SSIM-based fusion indices.
 
-Keys: ``SSIM``, ``SSIM_vifb``, ``Q_S``, ``Q_S_yl``, ``Q_W_yl``, ``Q_C``, ``Q_C_yl``, ``Q_Y``, ``Q_Y_yl``.
+Keys: ``SSIM``, ``SSIM_vifb``, ``Q_S``, ``Q_S_yl``, ``Q_W_yl``, ``Q_C``, ``Q_C_yl``, ``Q_Y``, ``Q_Y_yl``,
+``Q_Y_stable``.
 
 All of them are built on Wang's local SSIM map between two images x, y,
 
@@ -26,7 +27,10 @@ equal, and with tiny constants the SSIM map there is a ratio of round-off:
   (BLAS daxpy with fused multiply-add, emulated exactly); elsewhere a fast separable filter is used.
   This reproduces the reference to ~1e-11 relative, including where it returns NaN. Where the whole
   of both sources (or, for Q_C, the fused image) is constant the value would be pure round-off, and
-  these three raise :class:`InputError` instead.
+  these three raise :class:`InputError` instead. Reproducing that round-off faithfully means
+  reproducing its garbage: on real images with flat areas (sky, black background, saturation)
+  Q_Y_yl reaches 6.5 or 252 where MATLAB's own round-off gave 0.99. ``Q_Y_stable`` is Q_Y_yl with
+  a documented floor for flat windows (see :func:`yang_quality_stable`); it is the key to rank by.
 
 The module also holds the small filtering helpers the other SSIM-like families share.
 """
@@ -54,6 +58,7 @@ __all__ = [
     "cvejic_quality_yl",
     "yang_quality",
     "yang_quality_yl",
+    "yang_quality_stable",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -580,6 +585,7 @@ def _yang_family_scores(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> dict[str
         zero = (va + vb) == 0
         similar = q_ab >= 0.75
         best = np.maximum(q_af, q_bf)
+        out["Q_Y_stable"] = _yang_stable(mu, var, cov)
         for key in ("Q_Y", "Q_Y_yl"):
             if np.any(zero) and key == "Q_Y":
                 out[key] = ("Q_Y is undefined for these images: a 7x7 window is flat in both sources "
@@ -592,6 +598,33 @@ def _yang_family_scores(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> dict[str
         return out
 
     return _SHARED.get(("yang", array_digest(a, b, f)), compute)
+
+
+# A window whose local variance is below this (grey levels^2, 0..255 data) is flat: its variance
+# is round-off. The smallest true nonzero variance of 8-bit data in ssim_yang's 7x7 Gaussian window
+# is w_min (1 - w_min) = 1.34e-3 (one pixel off by one grey level at the lightest tap); round-off
+# of E[x^2] - E[x]^2 is below 1e-9. Any floor between the two gives the same values.
+FLAT_VARIANCE = 1e-6
+
+
+def _yang_stable(mu, var, cov) -> float:
+    """Q_Y_stable from ssim_yang statistics of (A, B, F): variances below :data:`FLAT_VARIANCE`
+    are exactly 0, and so is every covariance with a flat window; then Q_Y_yl's formula."""
+    v = [np.where(x < FLAT_VARIANCE, 0.0, x) for x in var]
+    flat = [x == 0.0 for x in v]
+    c1, c2 = _TINY_C
+
+    def ssim(i, j):
+        c = np.where(flat[i] | flat[j], 0.0, cov[i, j])
+        mi, mj = mu[i], mu[j]
+        s = ((2.0 * mi * mj + c1) * (2.0 * c + c2)) / ((mi * mi + mj * mj + c1) * (v[i] + v[j] + c2))
+        return np.clip(s, -1.0, 1.0)  # |cov| <= s_i s_j; the clip only removes float error
+
+    q_ab, q_af, q_bf = ssim(0, 1), ssim(0, 2), ssim(1, 2)
+    both = flat[0] & flat[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(both, 0.5, v[0] / (v[0] + v[1]))
+    return _mean(np.where(q_ab >= 0.75, lam * q_af + (1.0 - lam) * q_bf, np.maximum(q_af, q_bf)))
 
 
 def _checked(value: float | str) -> float:
@@ -638,26 +671,49 @@ def yang_quality_yl(sources, fused, *, ground_truth=None) -> float:
     return _yang_score(sources, fused, "Q_Y_yl")
 
 
+def yang_quality_stable(sources, fused, *, ground_truth=None) -> float:
+    """``Q_Y_stable``: Yang's metric as ``Q_Y_yl``, with flat windows handled exactly, not by round-off.
+
+    ``Q_Y_yl`` uses C1 = C2 = 2e-16, so in a 7x7 window that is flat (constant) in an image its
+    SSIM terms are ratios of round-off (E[x^2] - E[x]^2 ~ +-1e-11): values of 10^5, weights lambda
+    outside [0, 1], and means like 252 on real photographs. Here a local variance below
+    :data:`FLAT_VARIANCE` (1e-6 grey levels^2, far below the smallest real one, 1.34e-3) is exactly
+    0 and the covariance of a flat window with anything is 0; then, as in Q_Y_yl, lambda = 0.5
+    where both sources are flat, SSIM(x, y) of two flat windows is the luminance term
+    2 mu_x mu_y / (mu_x^2 + mu_y^2), of one flat and one textured window 0 (up to C). Every local
+    value lies in [-1, 1], so Q_Y_stable does. Wherever no window of A, B or F is flat it equals
+    ``Q_Y_yl`` (same statistics, same formula: ~1e-15). Ideal 1.
+
+    Reference: C. Yang et al., Information Fusion 9(2), 2008 (the metric), Yu Liu's MFIF-Metrics
+    (the 0.5 weight of flat windows); the flat-window floor is ours.
+    """
+    return _yang_score(sources, fused, "Q_Y_stable")
+
+
 _ZL = "Zheng Liu's imageFusionMetrics (TPAMI 2012)"
+_SSIM_RANGE = (-1.0, 1.0)  # every local SSIM is in [-1, 1]; these are weighted means of them
 _YL = "Yu Liu's MFIF-Metrics (Information Fusion 2020)"
 
 METRICS: tuple[Metric, ...] = (
-    Metric(name="SSIM", function=ssim_mean, higher_is_better=True,
+    Metric(name="SSIM", function=ssim_mean, higher_is_better=True, value_range=_SSIM_RANGE,
            reference="Wang et al. 2004, (ssim_index(A,F)+ssim_index(B,F))/2"),
-    Metric(name="SSIM_vifb", function=ssim_sum_vifb, higher_is_better=True,
+    Metric(name="SSIM_vifb", function=ssim_sum_vifb, higher_is_better=True, value_range=(-2.0, 2.0),
            reference="Wang et al. 2004, VIFB metricsSsim (sum over sources)"),
-    Metric(name="Q_S", function=piella_quality, higher_is_better=True,
+    Metric(name="Q_S", function=piella_quality, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Piella & Heijmans 2003, {_ZL} metricPeilla sw=1"),
-    Metric(name="Q_S_yl", function=piella_quality_yl, higher_is_better=True,
+    Metric(name="Q_S_yl", function=piella_quality_yl, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=1"),
-    Metric(name="Q_W_yl", function=piella_weighted_quality_yl, higher_is_better=True,
+    Metric(name="Q_W_yl", function=piella_weighted_quality_yl, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Piella & Heijmans 2003, {_YL} metricPeilla sw=2"),
-    Metric(name="Q_C", function=cvejic_quality, higher_is_better=True,
+    Metric(name="Q_C", function=cvejic_quality, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Cvejic et al. 2005, {_ZL} metricCvejic sw=2"),
-    Metric(name="Q_C_yl", function=cvejic_quality_yl, higher_is_better=True,
+    Metric(name="Q_C_yl", function=cvejic_quality_yl, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Cvejic et al. 2005, {_YL} metricCvejic sw=2"),
-    Metric(name="Q_Y", function=yang_quality, higher_is_better=True,
+    Metric(name="Q_Y", function=yang_quality, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Yang et al. 2008, {_ZL} metricYang"),
-    Metric(name="Q_Y_yl", function=yang_quality_yl, higher_is_better=True,
+    Metric(name="Q_Y_yl", function=yang_quality_yl, higher_is_better=True, value_range=_SSIM_RANGE,
            reference=f"Yang et al. 2008, {_YL} metricYang"),
+    Metric(name="Q_Y_stable", function=yang_quality_stable, higher_is_better=True,
+           reference=f"Yang et al. 2008, {_YL} metricYang with an exact floor for flat windows (ours)",
+           value_range=_SSIM_RANGE),
 )

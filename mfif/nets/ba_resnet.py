@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfif.errors import InputError, WeightsError
+from mfif.errors import InputError, WeightsError, load_torch_weights
 
 PATCH = 64  # input window
 CENTRE = 32  # index of the labelled pixel inside the window (rows/cols 0..63)
@@ -363,11 +363,7 @@ def load_ba_weights(path: str | os.PathLike, role: str | None = None) -> tuple[d
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {msg})") from None
+    obj = load_torch_weights(path, "BA weights (a torch .pt dict with 'state_dict' and 'config')")
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict", obj.get("model")), dict):
         raise WeightsError(f"{path}: not a BA weights file (expected a dict with 'state_dict' and 'config')")
     if obj.get("format") not in (WEIGHTS_FORMAT, None) or "config" not in obj:

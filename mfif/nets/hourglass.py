@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfif.errors import InputError, WeightsError
+from mfif.errors import InputError, WeightsError, load_torch_weights
 
 VARIANTS = ("seg", "reg")
 OUT_CHANNELS = {"seg": 2, "reg": 3}
@@ -223,11 +223,7 @@ def read_hourglass_weights(path: str | os.PathLike) -> tuple[dict, HourglassWeig
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {msg})") from None
+    obj = load_torch_weights(path, "hourglass (HF-Seg/HF-Reg) weights (a torch .pt dict)")
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict, got {type(obj).__name__}")
     state = obj.get("state_dict", obj.get("model"))

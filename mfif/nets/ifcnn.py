@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfif.errors import InputError, WeightsError
+from mfif.errors import InputError, WeightsError, load_torch_weights
 
 FUSE_RULES = ("max", "mean", "sum")
 RECEPTIVE_RADIUS = 5  # 3 (conv1) + 1 (conv2) + 1 (conv3) + 0 (conv4)
@@ -132,10 +132,7 @@ def _read_state_dict(weights: str | os.PathLike | dict) -> dict:
     path = Path(weights)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors of many types
-        raise WeightsError(f"{path}: not a PyTorch weights file ({exc.__class__.__name__}: {exc})") from None
+    obj = load_torch_weights(path, "IFCNN weights (a torch state dict of tensors)")
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]  # one of our training checkpoints
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

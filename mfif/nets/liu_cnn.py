@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfif.errors import InputError, WeightsError
+from mfif.errors import InputError, WeightsError, load_torch_weights
 
 VARIANTS = ("original", "slight")
 PATCH = 16  # training patch size
@@ -359,14 +358,7 @@ def load_pt_weights(path: str | os.PathLike, variant: str | None = None) -> tupl
     if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
         raise WeightsError(f"{path}: not a readable torch weights file (expected a torch .pt file or the "
                            f"authors' MATLAB .mat; this file starts with {magic!r})")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsError(f"{path}: not a readable torch weights file (it holds Python objects other than "
-                           f"tensors, which are not loaded for safety)") from None
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {first})") from None
+    obj = load_torch_weights(path, "Liu CNN weights (a torch .pt file or the authors' MATLAB .mat)")
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     meta = {}

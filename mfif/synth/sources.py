@@ -39,6 +39,7 @@ import numpy as np
 
 from mfif.errors import InputError
 from mfif.io import IMAGE_SUFFIXES, read_image_with_info
+from mfif.pixel_budget import pillow_open
 
 _LABEL_DIRS = ("segmentations", "instance_masks", "masks")
 _ALPHA_DIRS = ("alpha",)
@@ -189,7 +190,7 @@ def _header_size(path: Path) -> tuple[int, int]:
     try:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: file is empty (0 bytes)")
-        with Image.open(path) as im:
+        with pillow_open(path) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(0x0112)
@@ -212,7 +213,7 @@ def read_label_map(path: str | os.PathLike) -> np.ndarray:
 
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with pillow_open(path) as im:
             im.load()
             if im.mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB")).astype(np.int32)

@@ -380,8 +380,10 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
         card = Path(cfg.export).with_suffix(".md")
         card.write_text(model_card(summary))
         summary["model_card"] = str(card)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    (out / "history.json").write_text(json.dumps(history))
+    from mfif.io import write_bytes_atomic  # a kill mid-write must not leave half a JSON file
+
+    write_bytes_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str).encode())
+    write_bytes_atomic(out / "history.json", json.dumps(history).encode())
     return summary
 
 

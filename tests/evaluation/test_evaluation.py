@@ -99,8 +99,9 @@ def test_new_item_only_computes_new_work(tiny_dataset, tmp_path):
 def test_eval_cli(tiny_dataset, tmp_path, capsys):
     code = main(["eval", "--data", str(tiny_dataset), "--methods", "average,dct-cv", "--metrics", "EN,SF",
                  "-o", str(tmp_path / "r")])
-    out = capsys.readouterr().out
-    assert code == 0 and "results" in out and "problem:" in out
+    out, err = capsys.readouterr()
+    assert code == 0 and "results" in out and "problem" not in out
+    assert "mfif: warning: " in err  # the tiny dataset's broken item, on stderr
     with open(tmp_path / "r" / "results.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 8
     code = main(["eval", "--data", str(tiny_dataset), "--methods", "nope", "-o", str(tmp_path / "r")])
@@ -158,3 +159,13 @@ def test_cache_follows_content_not_path_or_mtime(tiny_dataset, tmp_path):
     gt = textured_image(48, 64, 3, seed=77)
     write_image(moved / "s0_A.png", gt)  # changed content: only this item is recomputed
     assert evaluate([moved], config).method_runs == 1
+
+
+def test_eval_with_no_usable_item_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "ds").mkdir()
+    write_image(tmp_path / "ds" / "x_A.png", textured_image(16, 16, 1))  # an _A without its _B
+    code = main(["eval", "--data", str(tmp_path / "ds"), "--methods", "average", "-o", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith("mfif: error: no results: ") and "x_A.png" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "results.md").exists()

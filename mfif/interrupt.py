@@ -1,0 +1,74 @@
+"""Run a command's work in a worker thread so that Ctrl-C is answered at once, with a ticker.
+
+Python acts on Ctrl-C only between bytecodes of the main thread, so a long call into C (OpenCV's
+ECC alignment of a large frame, a big convolution) used to delay ``mfif: interrupted`` by 15 s or
+more. :func:`run_interruptibly` runs the work in a daemon thread while the main thread waits in
+short, interruptible steps: Ctrl-C cancels the worker (:func:`cancelled` becomes true in it), removes
+the outputs staged so far (:func:`mfif.io.all_or_nothing` checks :func:`cancelled` before it renames
+anything into place) and raises
+:class:`KeyboardInterrupt` in the main thread right away; the CLI then exits with code 130 and the
+abandoned worker dies with the process.
+
+While waiting, the main thread can show elapsed time on a terminal (``label: 12 s``), so long
+work that has no progress bar of its own (a learned method on a large stack) is not silent.
+"""
+from __future__ import annotations
+
+import contextvars
+import sys
+import threading
+import time
+from typing import Callable
+
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("mfif_cancel", default=None)
+
+
+def cancelled() -> bool:
+    """True inside a worker of :func:`run_interruptibly` whose command was interrupted."""
+    event = _CANCEL.get()
+    return event is not None and event.is_set()
+
+
+def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_after: float = 2.0, **kwargs):
+    """``fn(*args, **kwargs)`` in a worker thread; returns its result or raises its exception.
+
+    Args:
+        label: show ``label: N s`` on stderr (a terminal only) once the work has run
+            ``ticker_after`` seconds; cleared when it ends.
+    """
+    cancel = threading.Event()  # this run's own: a later run is not affected by an abandoned one
+    outcome: dict = {}
+
+    def work():
+        _CANCEL.set(cancel)
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="mfif-work", daemon=True)
+    start = time.monotonic()
+    show = bool(label) and sys.stderr.isatty()
+    shown = False
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            elapsed = time.monotonic() - start
+            if show and elapsed >= ticker_after:
+                sys.stderr.write(f"\r{label}: {elapsed:.0f} s")
+                sys.stderr.flush()
+                shown = True
+    except KeyboardInterrupt:
+        cancel.set()
+        from mfif.io import discard_staged
+
+        discard_staged()
+        raise
+    finally:
+        if shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
