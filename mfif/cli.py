@@ -14,38 +14,23 @@ from pathlib import Path
 
 from mfif.errors import InputError, MfifError
 
-# Subcommands that live next to their feature: module -> it provides add_parser(subparsers) and run(args).
-_FEATURE_COMMANDS: tuple[str, ...] = (
-    "mfif.metrics.cli",
-    "mfif.synth.cli",
-    "mfif.evaluation.cli",
-    "mfif.train.cli",
-)
+# Subcommands that live next to their feature: command -> (module, one-line help). The module
+# provides add_parser(subparsers) and run(args) and is imported only when its command runs, so
+# `mfif --help`, `mfif list` and `mfif fuse` with a classical method import no torch.
+_FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
+    "metrics": ("mfif.metrics.cli", "score fused images with the fusion-quality metrics"),
+    "synth": ("mfif.synth.cli", "write a synthetic multi-focus dataset (or the dev set) with a contact sheet"),
+    "eval": ("mfif.evaluation.cli", "run methods over datasets and write tables and figures"),
+    "bench": ("mfif.evaluation.cli", "time and memory per method and image size"),
+    "train": ("mfif.train.cli", "train a network on synthetic data"),
+}
 
 
-def _parse_option_value(text: str):
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def _collect_options(args, spec) -> dict:
+    """``--opt KEY=VALUE`` (typed by ``spec``'s options dataclass) plus --weights/--device/--mode."""
+    from mfif.options import split_pairs
 
-
-def _collect_options(args) -> dict:
-    options = {}
-    for item in args.opt or []:
-        if "=" not in item:
-            raise InputError(f"--opt expects KEY=VALUE, got '{item}'")
-        key, value = item.split("=", 1)
-        options[key.strip().replace("-", "_")] = _parse_option_value(value.strip())
+    options = spec.parse_options(split_pairs(args.opt))
     for name in ("weights", "device", "mode"):
         value = getattr(args, name, None)
         if value is not None:
@@ -125,7 +110,7 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
     # a pair with --save-map runs the method itself (all its maps); otherwise the running
     # reduction where the method has one (memory flat in the number of frames)
     stream = False if (save_map and len(paths) == 2 and spec.stream) else None
-    sr = fuse_stack(paths, spec.name, align=align, align_options=_align_options(args), tile=tile,
+    sr = fuse_stack(paths, spec, align=align, align_options=_align_options(args), tile=tile,
                     batch_frames=args.batch_frames, stream=stream, **options)
     result, frames = sr.result, sr.frames
     bit_depth = args.bit_depth or frames.bit_depth
@@ -158,7 +143,7 @@ def _cmd_fuse(args) -> int:
     from mfif.methods import get_method
 
     spec = get_method(args.method)
-    options = _collect_options(args)
+    options = _collect_options(args, spec)
     spec.make_options(**options)  # validate option names before any work
     if args.tile is not None and args.tile != 0 and args.tile < 16:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
@@ -247,7 +232,14 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: list[str] | None) -> str | None:
+    """The subcommand that ``argv`` runs (its first word that is not an option; "" if none)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mfif`` parser; with ``argv``, only the feature command that ``argv`` runs is loaded
+    (the others stay one-line entries of ``--help``); without, all are."""
     from mfif import __version__
     from mfif.methods import DEFAULT_METHOD
 
@@ -289,18 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also show each method's options")
     p.set_defaults(func=_cmd_list)
 
-    for module_name in _FEATURE_COMMANDS:
+    wanted = None if argv is None else _command_of(argv)
+    for module_name in dict.fromkeys(m for name, (m, _) in _FEATURE_COMMANDS.items() if wanted in (None, name)):
         module = importlib.import_module(module_name)
         before = set(sub.choices)
         module.add_parser(sub)
         for name in set(sub.choices) - before:
             if sub.choices[name].get_default("func") is None:
                 sub.choices[name].set_defaults(func=module.run)
+    for name, (_, summary) in _FEATURE_COMMANDS.items():
+        if name not in sub.choices:  # not loaded: a one-line entry of --help
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = args.func
     try:

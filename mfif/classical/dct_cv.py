@@ -95,3 +95,10 @@ def dct_variance_stream(frames, options: DCTOptions | None = None) -> FusionResu
         mask = decision == i
         fused[:, mask] = frame[:, mask]
     return FusionResult(fused=fused, decision=decision.astype(np.int64))
+
+
+def dct_tile_plan(options: DCTOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): block * (consistency + 1) on the block grid."""
+    from mfif.tiling import TilePlan
+
+    return TilePlan(halo=options.block * (max(options.consistency, 0) + 1), grid=options.block, options=options)

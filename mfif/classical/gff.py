@@ -137,3 +137,12 @@ def guided_filtering_stream(frames, options: GFFOptions | None = None, *, tile: 
     del acc_d
     np.clip(acc_b, 0.0, 1.0, out=acc_b)
     return FusionResult(fused=acc_b, decision=choice.astype(np.int64))
+
+
+def gff_tile_plan(options: GFFOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): saliency 1 + r_g, then the guided filters 2 max(r1, r2)."""
+    from mfif.tiling import TilePlan
+
+    o = options
+    halo = 1 + o.saliency_radius + 2 * max(o.base_radius, o.detail_radius) + 2
+    return TilePlan(halo=max(halo, o.base_size // 2 + 1), options=o)

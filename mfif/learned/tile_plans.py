@@ -33,12 +33,7 @@ import dataclasses
 import numpy as np
 
 from mfif.result import FusionResult
-
-
-def _tile_plan_class():
-    from mfif.tiling import TilePlan
-
-    return TilePlan
+from mfif.tiling import TilePlan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +90,7 @@ def liu_cnn_tile_plan(options, shape: tuple[int, ...]):
     (the score map has stride 2). ``mode="series"`` with N > 2 folds pairs (``series=True``)."""
     n = shape[0]
     series = n > 2 and options.mode == "series"
-    return _tile_plan_class()(halo=LIU_DECIDE_HALO, grid=2, options=options, decide=_liu_decide,
+    return TilePlan(halo=LIU_DECIDE_HALO, grid=2, options=options, decide=_liu_decide,
                               global_step=_liu_global, finish=_liu_finish,
                               finish_halo=2 * max(options.radius, 0) + 2, series=series)
 
@@ -133,7 +128,7 @@ def ba_tile_plan(options, shape: tuple[int, ...]):
     from mfif.nets.ba_resnet import PATCH
 
     halo = PATCH // 2 + max(options.window, 1) // 2 + 2
-    return _tile_plan_class()(halo=halo, grid=1, options=options, decide=_ba_decide, global_step=_ba_global,
+    return TilePlan(halo=halo, grid=1, options=options, decide=_ba_decide, global_step=_ba_global,
                               finish=_ba_finish, finish_halo=0, series=shape[0] > 2)
 
 
@@ -158,7 +153,7 @@ def _hourglass_plan(variant: str, options, shape: tuple[int, ...]):
     depth = load_network(variant, options.weights, options.device, options.init).config.depth
     n = shape[0]
     chained = 1 if (n == 2 or options.mode == "nway") else n - 1  # a series fold chains N - 1 passes
-    return _tile_plan_class()(halo=chained * (hourglass_receptive_radius(depth) + 3), grid=2 ** depth,
+    return TilePlan(halo=chained * (hourglass_receptive_radius(depth) + 3), grid=2 ** depth,
                               options=options)
 
 
@@ -182,9 +177,4 @@ def ifcnn_tile_plan(options, shape: tuple[int, ...]):
     from mfif.nets.ifcnn import RECEPTIVE_RADIUS
 
     approximate = options.mode == "exposure" and options.exposure_enhance
-    return _tile_plan_class()(halo=RECEPTIVE_RADIUS + 2, grid=1, options=options, approximate=approximate)
-
-
-PLANS = {"cnn": liu_cnn_tile_plan, "cnn-slight": liu_cnn_tile_plan, "ba": ba_tile_plan,
-         "hf-seg": hf_seg_tile_plan, "hf-reg": hf_reg_tile_plan, "ifcnn-max": ifcnn_tile_plan,
-         "ifcnn-mean": ifcnn_tile_plan, "ifcnn-sum": ifcnn_tile_plan}
+    return TilePlan(halo=RECEPTIVE_RADIUS + 2, grid=1, options=options, approximate=approximate)
