@@ -1,7 +1,7 @@
 """Validation of the BA nets and the choice of the boundary window w and threshold tau (issue 7).
 
     flock /tmp/mfif-heavy.lock python benchmarks/ba_tune.py --out benchmarks/results/ba_tune.json \
-        [--initial mfif/weights/ba_initial.pt] [--boundary mfif/weights/ba_boundary.pt] [--scenes 36]
+        [--initial mfif/weights/ba_initial.safetensors] [--boundary mfif/weights/ba_boundary.safetensors] [--scenes 36]
 
 1. Patch accuracy of each net on the held-apart validation patches of :mod:`mfif.train.ba`
    (alpha-matting GT24..GT27 over BSDS500 ``val``, and layered scenes of BSDS500 ``val``; seed 0,

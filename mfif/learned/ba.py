@@ -53,9 +53,7 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,6 +61,7 @@ import torch
 from mfif.decision import blend, box_mean, luminance, one_hot, remove_small_regions
 from mfif.errors import InputError
 from mfif.nets.ba_resnet import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
+from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
 from mfif.nets.device import resolve_device
 
@@ -76,8 +75,8 @@ class BAOptions:
     """Options of the ``ba`` method.
 
     Attributes:
-        weights: initial net weights file (None = the shipped ``mfif/weights/ba_initial.pt``).
-        boundary_weights: boundary refinement net weights (None = the shipped ``ba_boundary.pt``).
+        weights: initial net weights file (None = the shipped ``mfif/weights/ba_initial.safetensors``).
+        boundary_weights: boundary refinement net weights (None = the shipped ``ba_boundary.safetensors``).
         refine: replace the near-boundary scores by the boundary net's (False: the paper's
             "without refinement" column).
         window: side of the box over which the initial score map is averaged (odd, >= 1).
@@ -110,11 +109,6 @@ class BAOptions:
 # ---------------------------------------------------------------------------------------------
 # networks (cached per file and device)
 
-_NET_CACHE: dict[tuple, BAResNet] = {}
-
-
-
-
 def load_network(role: str, weights: str | None, device: str = "auto", init: str = "pretrained") -> BAResNet:
     """The ``initial`` or ``boundary`` net (weights file or shipped weights), on its device, eval mode."""
     dev = resolve_device(device)
@@ -123,19 +117,8 @@ def load_network(role: str, weights: str | None, device: str = "auto", init: str
         return for_inference(BAResNet().to(dev))
     if init != "pretrained":
         raise InputError(f"init must be 'pretrained' or 'random', got {init!r}")
-    key = (role, str(Path(weights).resolve()) if weights else None, str(dev))
-    if weights:
-        try:
-            key += (os.stat(weights).st_mtime_ns,)
-        except OSError:
-            pass
-    net = _NET_CACHE.get(key)
-    if net is None:
-        net = for_inference(build_ba_resnet(weights=weights, role=role, pretrained=weights is None).to(dev))
-        if len(_NET_CACHE) >= 4:
-            _NET_CACHE.clear()
-        _NET_CACHE[key] = net
-    return net
+    return cached_network(("ba", role, str(dev), *file_key(weights)), lambda: for_inference(
+        build_ba_resnet(weights=weights, role=role, pretrained=weights is None).to(dev)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,9 +45,7 @@ Example:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,6 +53,7 @@ import torch
 from mfif.decision import blend
 from mfif.errors import InputError
 from mfif.nets.hourglass import HourglassNet, build_hourglass, check_variant
+from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
 from mfif.nets.device import resolve_device
 
@@ -66,7 +65,7 @@ class HFSegOptions:
     """Options of ``hf-seg``.
 
     Attributes:
-        weights: weights file (ours, ``mfif train hf-seg``); None = the shipped ``hf_seg.pt``.
+        weights: weights file (ours, ``mfif train hf-seg``); None = the shipped ``hf_seg.safetensors``.
         mode: more than two frames: ``"nway"`` (symmetric, order independent; default) or
             ``"series"`` (the paper's functional power f(f(x0, x1), x2)...).
         symmetrize: average f(A, B) and the reversed f(B, A): exact commutativity, 2x cost.
@@ -86,7 +85,7 @@ class HFRegOptions:
     """Options of ``hf-reg``.
 
     Attributes:
-        weights: weights file (ours, ``mfif train hf-reg``); None = the shipped ``hf_reg.pt``.
+        weights: weights file (ours, ``mfif train hf-reg``); None = the shipped ``hf_reg.safetensors``.
         near: the paper's "Near" post-processing: each pixel takes the nearest source value.
         mode: more than two frames: only ``"series"`` (the paper's functional power).
         symmetrize: average f(A, B) and f(B, A): exact commutativity, 2x cost.
@@ -105,11 +104,6 @@ class HFRegOptions:
 # ---------------------------------------------------------------------------------------------
 # network loading (cached per file and device)
 
-_NET_CACHE: dict[tuple, HourglassNet] = {}
-
-
-
-
 def load_network(variant: str, weights: str | None, device: str = "auto", init: str = "pretrained") -> HourglassNet:
     """The HF-Seg / HF-Reg network (weights file or shipped weights) on its device, in eval mode."""
     check_variant(variant)
@@ -119,19 +113,8 @@ def load_network(variant: str, weights: str | None, device: str = "auto", init: 
         return build_hourglass(variant).to(dev).eval()
     if init != "pretrained":
         raise InputError(f"init must be 'pretrained' or 'random', got {init!r}")
-    key = (variant, str(Path(weights).resolve()) if weights else None, str(dev))
-    if weights:
-        try:
-            key += (os.stat(weights).st_mtime_ns,)
-        except OSError:
-            pass
-    net = _NET_CACHE.get(key)
-    if net is None:
-        net = build_hourglass(variant, weights, pretrained=weights is None).to(dev).eval()
-        if len(_NET_CACHE) >= 4:
-            _NET_CACHE.clear()
-        _NET_CACHE[key] = net
-    return net
+    return cached_network(("hourglass", variant, str(dev), *file_key(weights)),
+                          lambda: build_hourglass(variant, weights, pretrained=weights is None).to(dev).eval())
 
 
 # ---------------------------------------------------------------------------------------------

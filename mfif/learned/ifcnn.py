@@ -54,6 +54,7 @@ import torch
 from mfif.errors import InputError
 from mfif.nets.ifcnn import (IFCNN, IMAGENET_MEAN, IMAGENET_STD, RECEPTIVE_RADIUS, FastIFCNN, build_ifcnn,
                              check_fuse_rule, default_weights_path)
+from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
 from mfif.nets.device import resolve_device
 
@@ -70,7 +71,7 @@ class IFCNNOptions:
         fuse_rule: ``"max"``, ``"mean"`` or ``"sum"`` (set by the method name).
         mode: ``"multifocus"``, ``"infrared"``, ``"medical"`` or ``"exposure"`` (input conventions,
             see the module docstring). CLI: ``mfif fuse --method ifcnn-mean --mode exposure``.
-        weights: a ``.pth``/``.pt`` state dict (the authors' ``IFCNN-MAX.pth`` or ours), a state dict,
+        weights: a ``.pth``/``.pt`` state dict (the authors' ``IFCNN-MAX.pth``) or ours (``.safetensors``), a state dict,
             or None for our shipped weights of ``fuse_rule`` (an error while none is shipped).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         tile: tile side in pixels for the network pass (0: one pass over the whole image). The
@@ -98,11 +99,6 @@ class IFCNNOptions:
 # ---------------------------------------------------------------------------------------------
 # network loading (cached per file, rule and device)
 
-_NET_CACHE: dict[tuple, IFCNN] = {}
-
-
-
-
 def _inference_form(net: IFCNN, fast: bool, device: torch.device):
     return (FastIFCNN(net) if fast else net.eval()).to(device).eval()
 
@@ -116,18 +112,13 @@ def load_network(options: IFCNNOptions):
     if isinstance(weights, dict):
         return _inference_form(build_ifcnn(rule, weights), options.fast, device)
     path = Path(weights) if weights is not None else default_weights_path(rule)
-    key: tuple = (rule, str(path.resolve()), str(device), bool(options.fast))
-    try:
-        key += (os.stat(path).st_mtime_ns,)
-    except OSError:
-        pass
-    net = _NET_CACHE.get(key)
-    if net is None:
+
+    def build():
         net = _inference_form(build_ifcnn(rule, path), options.fast, device)
         net.weights_path = str(path)
-        _NET_CACHE.clear()
-        _NET_CACHE[key] = net
-    return net
+        return net
+
+    return cached_network(("ifcnn", rule, str(device), bool(options.fast), *file_key(path)), build)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,9 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,6 +51,7 @@ from mfif.decision import (blend, guided_filter, luminance, normalize_weights, o
 from mfif.errors import InputError
 from mfif.nets.liu_cnn import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
                                score_map_size)
+from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
 from mfif.nets.device import resolve_device
 
@@ -65,7 +64,7 @@ class LiuCNNOptions:
 
     Attributes:
         variant: ``"original"`` (``cnn``) or ``"slight"`` (``cnn-slight``).
-        weights: weights file: the authors' ``.mat`` (slight) or one of our ``.pt``; None = the
+        weights: weights file: the authors' ``.mat`` (slight) or one of our ``.safetensors``; None = the
             shipped weights of the variant.
         area_fraction: small-region threshold as a fraction of H*W (paper 0.01); 0 disables.
         radius: guided filter radius r (paper 8).
@@ -103,11 +102,6 @@ class LiuCNNOptions:
 # ---------------------------------------------------------------------------------------------
 # network loading (cached per file and device)
 
-_NET_CACHE: dict[tuple, LiuCNN] = {}
-
-
-
-
 def load_network(options: LiuCNNOptions) -> LiuCNN:
     """The network for ``options`` (weights file or shipped weights), on its device, in eval mode."""
     variant = check_variant(options.variant)
@@ -117,18 +111,9 @@ def load_network(options: LiuCNNOptions) -> LiuCNN:
         return LiuCNN(variant).to(device).eval()
     if options.init != "pretrained":
         raise InputError(f"init must be 'pretrained' or 'random', got {options.init!r}")
-    key = (variant, str(Path(options.weights).resolve()) if options.weights else None, str(device))
-    if options.weights:
-        try:
-            key += (os.stat(options.weights).st_mtime_ns,)
-        except OSError:
-            pass
-    net = _NET_CACHE.get(key)
-    if net is None:
-        net = build_liu_cnn(variant, options.weights, pretrained=options.weights is None).to(device).eval()
-        _NET_CACHE.clear()
-        _NET_CACHE[key] = net
-    return net
+    return cached_network(("liu_cnn", variant, str(device), *file_key(options.weights)),
+                          lambda: build_liu_cnn(variant, options.weights,
+                                                pretrained=options.weights is None).to(device).eval())
 
 
 # ---------------------------------------------------------------------------------------------

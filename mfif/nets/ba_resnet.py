@@ -72,11 +72,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
+from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
 
 PATCH = 64  # input window
 CENTRE = 32  # index of the labelled pixel inside the window (rows/cols 0..63)
 WEIGHTS_FORMAT = "mfif-ba-resnet/1"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 ROLES = ("initial", "boundary")
 
 
@@ -330,7 +330,7 @@ def default_weights_path(role: str) -> Path:
     """The shipped weights of the ``initial`` or ``boundary`` net (made by :mod:`mfif.train.ba`)."""
     if role not in ROLES:
         raise InputError(f"unknown BA network {role!r}; choose one of {', '.join(ROLES)}")
-    return WEIGHTS_DIR / f"ba_{role}.pt"
+    return WEIGHTS_DIR / f"ba_{role}{SUFFIX}"
 
 
 def check_state_dict(state: dict, config: BAConfig, source: str = "weights") -> None:
@@ -361,13 +361,7 @@ def load_ba_weights(path: str | os.PathLike, role: str | None = None) -> tuple[d
             when ``role`` is given.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {msg})") from None
+    obj = read_weights(path).as_legacy_dict()
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict", obj.get("model")), dict):
         raise WeightsError(f"{path}: not a BA weights file (expected a dict with 'state_dict' and 'config')")
     if obj.get("format") not in (WEIGHTS_FORMAT, None) or "config" not in obj:
@@ -392,7 +386,7 @@ def build_ba_resnet(config: BAConfig | str | None = None, weights: str | os.Path
     Args:
         config: a :class:`BAConfig` or a name in :data:`CONFIGS` (ignored when weights are loaded:
             the file's config is used).
-        weights: one of our ``.pt`` files or a training checkpoint.
+        weights: one of our ``.safetensors`` files or a training checkpoint.
         role: ``"initial"`` or ``"boundary"``: with ``pretrained`` selects the shipped file; with
             ``weights`` checks that the file holds that net.
         pretrained: load the shipped weights of ``role`` (when ``weights`` is None).
@@ -416,16 +410,13 @@ def build_ba_resnet(config: BAConfig | str | None = None, weights: str | os.Path
 
 
 def save_ba_weights(net: BAResNet, path: str | os.PathLike, role: str, meta: dict | None = None) -> Path:
-    """Save ``net`` for shipping (fp16 tensors; readable with ``torch.load(weights_only=True)``)."""
+    """Save ``net`` for shipping: a safetensors file (fp16 tensors; role, config and ``meta`` in the
+    header, :func:`mfif.models.weights.write_weights`)."""
     if role not in ROLES:
         raise InputError(f"unknown BA network {role!r}; choose one of {', '.join(ROLES)}")
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in net.state_dict().items()}
-    obj = {"format": WEIGHTS_FORMAT, "role": role, "config": net.config.to_dict(), "state_dict": state,
-           "meta": dict(meta or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-    return path
+    meta = dict(meta or {})
+    return write_weights(path, state, format=WEIGHTS_FORMAT, arch={"role": role, "config": net.config.to_dict()},
+                         meta=meta, training_command=meta.pop("training_command", ""),
+                         data_digest=meta.pop("data_digest", ""))

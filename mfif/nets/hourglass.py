@@ -41,11 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
+from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
 
 VARIANTS = ("seg", "reg")
 OUT_CHANNELS = {"seg": 2, "reg": 3}
 WEIGHTS_FORMAT = "mfif-hourglass/1"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MIN_SIDE = 32  # the padded input is at least this big (2 pixels per side at the bottleneck, depth 4)
 
 
@@ -194,24 +194,18 @@ class HourglassWeightsInfo:
 
 def default_weights_path(variant: str) -> Path:
     """The shipped weights of ``variant`` (trained by :mod:`mfif.train.hourglass`)."""
-    return WEIGHTS_DIR / f"hf_{check_variant(variant)}.pt"
+    return WEIGHTS_DIR / f"hf_{check_variant(variant)}{SUFFIX}"
 
 
 def save_hourglass_weights(net: HourglassNet, path: str | os.PathLike, meta: dict | None = None, *,
                            half: bool = True) -> Path:
-    """Save ``net`` for shipping: ``{"format", "config", "state_dict" (fp16), "meta"}``, atomic.
-    ``torch.load(weights_only=True)`` reads it."""
+    """Save ``net`` for shipping: a safetensors file (fp16 tensors; ``config`` and ``meta`` in the
+    header, :func:`mfif.models.weights.write_weights`), atomic."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in net.state_dict().items()}
-    # plain JSON types only, so that ``torch.load(weights_only=True)`` accepts the file
-    meta = json.loads(json.dumps(dict(meta or {}), default=str))
-    obj = {"format": WEIGHTS_FORMAT, "config": asdict(net.config), "state_dict": state, "meta": meta}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-    return path
+    meta = json.loads(json.dumps(dict(meta or {}), default=str))  # plain JSON types only
+    return write_weights(path, state, format=WEIGHTS_FORMAT, arch={"config": asdict(net.config)}, meta=meta,
+                         training_command=meta.pop("training_command", ""), data_digest=meta.pop("data_digest", ""))
 
 
 def read_hourglass_weights(path: str | os.PathLike) -> tuple[dict, HourglassWeightsInfo]:
@@ -221,15 +215,7 @@ def read_hourglass_weights(path: str | os.PathLike) -> tuple[dict, HourglassWeig
         WeightsError: missing/unreadable file, not an hourglass file, bad config.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {msg})") from None
-    if not isinstance(obj, dict):
-        raise WeightsError(f"{path}: expected a dict, got {type(obj).__name__}")
+    obj = read_weights(path).as_legacy_dict()
     state = obj.get("state_dict", obj.get("model"))
     cfg = obj.get("config") or obj.get("net_config")
     if isinstance(cfg, dict) and "net" in cfg and isinstance(cfg["net"], dict):  # training checkpoint
@@ -270,7 +256,7 @@ def build_hourglass(variant: str = "seg", weights: str | os.PathLike | dict | No
 
     Args:
         variant: ``"seg"`` or ``"reg"``.
-        weights: one of our ``.pt`` files / a training checkpoint (its stored config is used) or a
+        weights: one of our ``.safetensors`` files / a training checkpoint (its stored config is used) or a
             state dict (for ``config``).
         pretrained: load the shipped weights of ``variant`` (ignored when ``weights`` is given).
         config: architecture when no file is given (default :class:`HourglassConfig`).

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
+from mfif.models.weights import WEIGHTS_DIR, read_weights
 
 FUSE_RULES = ("max", "mean", "sum")
 RECEPTIVE_RADIUS = 5  # 3 (conv1) + 1 (conv2) + 1 (conv3) + 0 (conv4)
@@ -130,12 +131,9 @@ def _read_state_dict(weights: str | os.PathLike | dict) -> dict:
     if isinstance(weights, dict):
         return weights
     path = Path(weights)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors of many types
-        raise WeightsError(f"{path}: not a PyTorch weights file ({exc.__class__.__name__}: {exc})") from None
+    obj = read_weights(path).as_legacy_dict()
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]  # ours (safetensors)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]  # one of our training checkpoints
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -186,12 +184,11 @@ class IFCNNWeights:
 
 #: Shipped weights, trained by ``mfif train ifcnn`` (see the model cards next to the files).
 SHIPPED_WEIGHTS: dict[str, IFCNNWeights] = {
-    "max": IFCNNWeights("max", "ifcnn-max.pt", "ifcnn-max.md"),
-    "mean": IFCNNWeights("mean", "ifcnn-mean.pt", "ifcnn-mean.md"),
-    "sum": IFCNNWeights("sum", "ifcnn-sum.pt", "ifcnn-sum.md"),
+    "max": IFCNNWeights("max", "ifcnn-max.safetensors", "ifcnn-max.md"),
+    "mean": IFCNNWeights("mean", "ifcnn-mean.safetensors", "ifcnn-mean.md"),
+    "sum": IFCNNWeights("sum", "ifcnn-sum.safetensors", "ifcnn-sum.md"),
 }
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def default_weights_path(fuse_rule: str) -> Path:

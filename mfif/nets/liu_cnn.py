@@ -28,7 +28,7 @@ padding (that is the paper's own train/test setting). The exact statement is: th
 (j, i) depends on input rows 2j-4 .. 2j+19 and cols 2i-4 .. 2i+19 (:data:`CONTEXT` = 4 pixels of
 context around the patch, zero outside the image).
 
-Weights: our own ``.pt`` files (:func:`save_liu_weights`) and the authors' MATLAB ``cnnmodel.mat``
+Weights: our own ``.safetensors`` files (:func:`save_liu_weights`) and the authors' MATLAB ``cnnmodel.mat``
 (:func:`load_mat_weights`; key layout in ``reference/liu-cnn/MANIFEST.md``). The authors' fusion
 code applies the output layer WITHOUT its bias (the bias is ~8e-4); ``use_output_bias=False`` on a
 network loaded from ``.mat`` reproduces that.
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +54,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
+from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
 
 VARIANTS = ("original", "slight")
 PATCH = 16  # training patch size
 STRIDE = 2  # score-map stride (one 2x2 max-pool)
 CONTEXT = 4  # input pixels around a patch that reach its dense score (see module docstring)
 WEIGHTS_FORMAT = "mfif-liu-cnn/1"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def check_variant(variant: str) -> str:
@@ -352,21 +351,10 @@ def _dequantize(state: dict) -> dict[str, torch.Tensor]:
 
 
 def load_pt_weights(path: str | os.PathLike, variant: str | None = None) -> tuple[dict[str, torch.Tensor], LiuWeightsInfo]:
-    """Read one of our weights files (or a training checkpoint) into a float32 state dict."""
+    """Read one of our weights files (safetensors, :func:`mfif.models.weights.read_weights`; or a
+    training checkpoint) into a float32 state dict."""
     path = Path(path)
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):
-        raise WeightsError(f"{path}: not a readable torch weights file (expected a torch .pt file or the "
-                           f"authors' MATLAB .mat; this file starts with {magic!r})")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsError(f"{path}: not a readable torch weights file (it holds Python objects other than "
-                           f"tensors, which are not loaded for safety)") from None
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc.__class__.__name__}: {first})") from None
+    obj = read_weights(path).as_legacy_dict()
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     meta = {}
@@ -410,7 +398,7 @@ def check_state_dict(state: dict, variant: str, source: str = "weights") -> None
 
 def default_weights_path(variant: str) -> Path:
     """The shipped weights of ``variant`` (trained by :mod:`mfif.train.liu_cnn`)."""
-    return WEIGHTS_DIR / f"liu_cnn_{check_variant(variant)}.pt"
+    return WEIGHTS_DIR / f"liu_cnn_{check_variant(variant)}{SUFFIX}"
 
 
 def build_liu_cnn(variant: str = "slight", weights: str | os.PathLike | dict | None = None, *,
@@ -420,7 +408,7 @@ def build_liu_cnn(variant: str = "slight", weights: str | os.PathLike | dict | N
     Args:
         variant: ``"original"`` or ``"slight"``.
         weights: a ``.mat`` file of the authors (slight only; the output bias is then not applied,
-            as in their pipeline), one of our ``.pt`` files / training checkpoints, or a state dict.
+            as in their pipeline), one of our ``.safetensors`` files / training checkpoints, or a state dict.
         pretrained: load the shipped weights of ``variant`` (ignored when ``weights`` is given).
 
     Raises:
@@ -460,7 +448,7 @@ def save_liu_weights(net: LiuCNN, path: str | os.PathLike, meta: dict | None = N
                      quantize_above: int = 1_000_000) -> Path:
     """Save ``net`` for shipping: fp16 tensors; tensors with more than ``quantize_above`` elements
     (the original network's fc1, 8.4M weights) as int8 with one fp16 scale per output channel, so
-    both files stay under 10 MB. ``torch.load(weights_only=True)`` reads it."""
+    both files stay under 10 MB. A safetensors file (:func:`mfif.models.weights.write_weights`)."""
     state = {}
     for key, value in net.state_dict().items():
         value = value.detach().float().cpu()
@@ -472,10 +460,6 @@ def save_liu_weights(net: LiuCNN, path: str | os.PathLike, meta: dict | None = N
             state[key + ".scale"] = scale.half()
         else:
             state[key] = value.half()
-    obj = {"format": WEIGHTS_FORMAT, "variant": net.variant, "state_dict": state, "meta": dict(meta or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-    return path
+    meta = dict(meta or {})
+    return write_weights(path, state, format=WEIGHTS_FORMAT, arch={"variant": net.variant}, meta=meta,
+                         training_command=meta.pop("training_command", ""), data_digest=meta.pop("data_digest", ""))

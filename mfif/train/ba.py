@@ -505,10 +505,12 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
                   "state_dict": net.state_dict(), "meta": {"summary": json.loads(json.dumps(summary, default=str))}},
                  out / "final.pt")
     if cfg.export:
+        from mfif.models.weights import provenance
         from mfif.nets.ba_resnet import build_ba_resnet
 
         save_ba_weights(net.cpu(), cfg.export, cfg.net,
-                        meta={k: summary[k] for k in ("net", "steps", "windows_seen", "train_seconds")})
+                        meta={**{k: summary[k] for k in ("net", "steps", "windows_seen", "train_seconds")},
+                              **provenance(cfg.data)})
         summary["export"] = str(cfg.export)
         if val is not None:
             shipped = build_ba_resnet(weights=cfg.export, role=cfg.net)

@@ -267,7 +267,7 @@ class HourglassTrainConfig:
         lr_final: final fraction of ``lr``.
         sigma: range of the Gaussian blur sigma (paper U(1, 5)).
         seed: seeds the weights and every batch (batch k = f(seed, k)).
-        init_weights: start from this weights file (an exported ``hf_<variant>.pt``, a ``best.pt``
+        init_weights: start from this weights file (an exported ``hf_<variant>.safetensors``, a ``best.pt``
             or a ``checkpoint.pt``; its architecture must match) instead of the random init; the
             optimiser and the schedule start afresh (a warm restart). Ignored by ``--resume``.
         train_root: folder with ``bsds500`` and ``coco128-seg``.
@@ -421,13 +421,14 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
     """Run (or resume) one training run; returns a summary dict (also written to ``out/summary.json``).
 
     Files in ``cfg.out``: ``checkpoint.pt`` (model, optimiser, step, config, history; written every
-    ``checkpoint_minutes`` and at the end), ``best.pt`` (best validation PSNR), ``hf_<variant>.pt``
+    ``checkpoint_minutes`` and at the end), ``best.pt`` (best validation PSNR), ``hf_<variant>.safetensors``
     (fp16 export of the best, or the last model without validation), ``history.json``.
     """
     import torch
     from tqdm import tqdm
 
     from mfif.nets.device import resolve_device
+    from mfif.models.weights import provenance
     from mfif.nets.hourglass import HourglassNet, save_hourglass_weights
 
     cfg = cfg.resolved()
@@ -468,8 +469,9 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
 
     def export(state_source: str) -> Path:
         meta = {"config": asdict(cfg), "step": step, "best": best, "wall_s": round(elapsed_before + time.perf_counter() - t0, 1),
-                "source": state_source, "torch": str(torch.__version__), "device": str(device)}
-        return save_hourglass_weights(net, out / f"hf_{cfg.variant}.pt", meta)
+                "source": state_source, "torch": str(torch.__version__), "device": str(device),
+                **provenance(cfg.train_root)}
+        return save_hourglass_weights(net, out / f"hf_{cfg.variant}.safetensors", meta)
 
     net.train()
     t0 = time.perf_counter()

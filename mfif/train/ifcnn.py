@@ -37,8 +37,8 @@ What this environment forces (SPEC, IFCNN section), and our choices:
 Losses are computed in image space ([0, 1]; the network's output de-normalised). Batch ``k`` of
 phase ``p`` is a pure function of (seed, p, k): a resumed run sees the same data as an
 uninterrupted one. Checkpoints every ``checkpoint_minutes`` (and at the end of each phase) in
-``out/checkpoint.pt``; ``--resume`` continues from it. The final weights are exported as a plain
-fp16 state dict ``out/ifcnn-<rule>.pt`` that :func:`mfif.nets.ifcnn.load_ifcnn_weights` reads.
+``out/checkpoint.pt``; ``--resume`` continues from it. The final weights are exported as an
+fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that :func:`mfif.nets.ifcnn.load_ifcnn_weights` reads.
 
 Example (a tiny run)::
 
@@ -457,12 +457,17 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def export_weights(net, path: Path) -> Path:
-    """Plain fp16 state dict (BN counters dropped): what ``mfif fuse --weights`` and the shipped files use."""
+def export_weights(net, path: Path, meta: dict | None = None) -> Path:
+    """fp16 state dict (BN counters dropped) as safetensors: what ``mfif fuse --weights`` and the
+    shipped files use (:func:`mfif.models.weights.write_weights`)."""
+    from mfif.models.weights import write_weights
+
     state = {k: (v.detach().to("cpu").half() if v.is_floating_point() else v.detach().cpu())
              for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    _atomic_save(state, path)
-    return path
+    meta = dict(meta or {})
+    return write_weights(path, state, format="mfif-ifcnn/1", arch={"fuse_rule": getattr(net, "fuse_rule", None)},
+                         meta=meta, training_command=meta.pop("training_command", ""),
+                         data_digest=meta.pop("data_digest", ""))
 
 
 
@@ -592,7 +597,9 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
     history["final_val"] = validate(net, val, device) if val else {}
     history["hardware"] = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "cpu": platform.processor() or platform.machine()}
-    weights = export_weights(net, out / f"ifcnn-{cfg.fuse_rule}.pt")
+    from mfif.models.weights import provenance
+
+    weights = export_weights(net, out / f"ifcnn-{cfg.fuse_rule}.safetensors", meta=provenance(cfg.train_root))
     history["weights"] = str(weights)
     (out / "history.json").write_text(json.dumps(history, indent=1))
     log(f"done in {history['wall_s'] / 60:.1f} min; weights {weights}"

@@ -371,8 +371,11 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     if cfg.export:
         from mfif.nets.liu_cnn import build_liu_cnn
 
-        save_liu_weights(net.cpu(), cfg.export, meta={k: summary[k] for k in ("variant", "steps", "examples_seen",
-                                                                          "val_accuracy", "train_seconds")})
+        from mfif.models.weights import provenance
+
+        save_liu_weights(net.cpu(), cfg.export, meta={**{k: summary[k] for k in ("variant", "steps", "examples_seen",
+                                                                             "val_accuracy", "train_seconds")},
+                                                      **provenance(cfg.data)})
         # the shipped file is fp16 (and int8 for fc1): report its own accuracy too
         shipped = build_liu_cnn(cfg.variant, cfg.export)
         summary["export"] = str(cfg.export)

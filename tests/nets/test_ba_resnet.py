@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mfif.errors import InputError, WeightsError
+from mfif.models.weights import read_weights
 from mfif.nets.ba_resnet import (CENTRE, CONFIGS, PATCH, BAConfig, BAResNet, batch_to_space, build_ba_resnet,
                                  final_size, load_ba_weights, pad_for_pixels, save_ba_weights, space_to_batch)
 
@@ -130,13 +131,13 @@ def test_weights_roundtrip_and_errors(tmp_path):
     with pytest.raises(WeightsError, match="not a BA weights file"):
         load_ba_weights(tmp_path / "liu.pt")
     # right format, wrong shapes
-    obj = torch.load(path, weights_only=True)
+    obj = read_weights(path).as_legacy_dict()  # rewritten as a legacy torch file of plain data
     obj["state_dict"]["stem.weight"] = torch.zeros(3, 2, 3, 3)
     torch.save(obj, tmp_path / "bad_shape.pt")
     with pytest.raises(WeightsError, match="stem.weight"):
         load_ba_weights(tmp_path / "bad_shape.pt")
     # NaN weights
-    obj = torch.load(path, weights_only=True)
+    obj = read_weights(path).as_legacy_dict()  # rewritten as a legacy torch file of plain data
     obj["state_dict"]["classifier.bias"] = torch.tensor([float("nan"), 0.0])
     torch.save(obj, tmp_path / "nan.pt")
     with pytest.raises(WeightsError, match="NaN"):

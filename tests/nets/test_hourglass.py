@@ -137,7 +137,7 @@ def test_trained_hf_seg_commutative_and_selects_sharp():
     values are in benchmarks/results/hourglass_dev), and the fused image is much closer to the
     ground truth than either source (measured MSE 8.5e-5 vs 2.5e-3)."""
     if not default_weights_path("seg").is_file():
-        pytest.skip("no shipped hf_seg.pt")
+        pytest.skip("no shipped hf_seg.safetensors")
     gt = textured_image(96, 128, 3, seed=3)
     a, b, _ = complementary_pair(gt, sigma=3.0)
     ab = hf_seg_fusion(np.stack([a, b]), HFSegOptions(device="cpu")).fused
@@ -247,7 +247,7 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_thr
     save_hourglass_weights(init, tmp_path / "init.pt", half=False)
     summary = train(cfg, progress=False)
     assert summary["steps_done"] == 12
-    assert loss_of(tmp_path / "full" / f"hf_{variant}.pt") < loss_of(tmp_path / "init.pt")
+    assert loss_of(tmp_path / "full" / f"hf_{variant}.safetensors") < loss_of(tmp_path / "init.pt")
 
     # interrupted after 7 steps, resumed to 12: the same weights as the uninterrupted run
     part = _tiny_config(root, tmp_path / "part", 7, variant)
@@ -303,7 +303,7 @@ def test_wrong_weights_raise_weights_error(tmp_path):
 def test_shipped_weights_small_and_loadable(variant):
     path = default_weights_path(variant)
     if not path.is_file():
-        pytest.skip(f"no shipped hf_{variant}.pt")
+        pytest.skip(f"no shipped hf_{variant}.safetensors")
     assert path.stat().st_size <= 10 * 2**20
     assert (path.parent / f"hf_{variant}.md").is_file()
     build_hourglass(variant, pretrained=True)

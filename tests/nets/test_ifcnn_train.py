@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mfif.errors import InputError
+from mfif.models.weights import read_weights
 from mfif.nets.ifcnn import build_ifcnn
 from mfif.train import ifcnn as T
 
@@ -87,7 +88,7 @@ def test_tiny_run_lowers_the_loss_exports_and_resumes(shared_dir, tmp_path, monk
     cfg = _cfg(shared_dir, tmp_path / "full")
     start = T.build_training_net(cfg.resolved()).state_dict()
     hist = T.train(cfg, progress=False, log=lambda *_: None)
-    weights = tmp_path / "full" / "ifcnn-max.pt"
+    weights = tmp_path / "full" / "ifcnn-max.safetensors"
     assert weights.is_file() and json.loads((tmp_path / "full" / "history.json").read_text())["wall_s"] > 0
     assert _batch_loss(cfg, str(weights)) < _batch_loss(cfg, start)
     assert {v["phase"] for v in hist["log"]} == {1, 2}
@@ -112,8 +113,8 @@ def test_tiny_run_lowers_the_loss_exports_and_resumes(shared_dir, tmp_path, monk
     ck = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
     assert ck["phase"] == 2 and ck["step"] == 0
     T.train(cfg2, resume=True, progress=False, log=lambda *_: None)
-    a = torch.load(weights, weights_only=True)
-    b = torch.load(tmp_path / "cut" / "ifcnn-max.pt", weights_only=True)
+    a = read_weights(weights).tensors
+    b = read_weights(tmp_path / "cut" / "ifcnn-max.safetensors").tensors
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-3), k
     with pytest.raises(InputError, match="different settings"):

@@ -167,7 +167,7 @@ def test_wrong_weights_files_raise_clear_errors(tmp_path, mat_path):
         build_liu_cnn("slight", junk)
     junk_pt = tmp_path / "junk.pt"
     junk_pt.write_bytes(b"\x00" * 100)
-    with pytest.raises(WeightsError, match="not a readable torch"):
+    with pytest.raises(WeightsError, match="not a readable weights file"):
         build_liu_cnn("slight", junk_pt)
     with pytest.raises(WeightsError, match="not found"):
         build_liu_cnn("slight", tmp_path / "missing.pt")
