@@ -53,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import platform
 import time
 from dataclasses import dataclass
@@ -63,6 +62,8 @@ import cv2
 import numpy as np
 
 from mfif.errors import InputError
+from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
+                                  fit, load_checkpoint, resume_path)
 
 NETS = ("initial", "boundary")
 PATCH, CENTRE = 64, 32
@@ -227,24 +228,50 @@ def draw_patches(scene, rng: np.random.Generator, n: int, boundary_only: bool):
 class ScenePool:
     """A rolling pool of scenes; ``refresh`` new scenes replace the oldest before each batch.
 
-    Its whole state is the pool, the generator and the step, so checkpoints pickle it."""
+    Its state is plain data (:meth:`state`): the generator state now and the generator state each
+    pool scene was made from, so a checkpoint rebuilds the pool exactly (:meth:`from_state`)
+    without pickling it."""
 
     def __init__(self, source, mix: dict[str, float], size: int, seed: int, boundary_only: bool):
         self.source, self.mix, self.size, self.boundary_only = source, mix, size, boundary_only
         self.rng = np.random.default_rng([seed, 7])
         self.scenes: list = []
+        self.scene_states: list[dict] = []  # the generator state each scene was made from
         while len(self.scenes) < size:
             self._add()
 
-    def _add(self):
+    def _make(self, rng):
         kinds, weights = list(self.mix), np.array(list(self.mix.values()))
+        kind = kinds[int(rng.choice(len(kinds), p=weights))]
+        return make_scene(self.source, kind, rng)
+
+    def _add(self):
         for _ in range(20):
-            kind = kinds[int(self.rng.choice(len(kinds), p=weights))]
-            scene = make_scene(self.source, kind, self.rng)
+            before = self.rng.bit_generator.state
+            scene = self._make(self.rng)
             if not self.boundary_only or has_boundary(scene):
                 self.scenes.append(scene)
+                self.scene_states.append(before)
                 return
         raise InputError("could not make a scene with a focus boundary in 20 tries")
+
+    def state(self) -> dict:
+        """Plain data (dicts of ints) that :meth:`from_state` rebuilds the pool from."""
+        return {"rng": self.rng.bit_generator.state, "scenes": list(self.scene_states), "size": self.size}
+
+    @classmethod
+    def from_state(cls, source, mix: dict[str, float], boundary_only: bool, state: dict) -> "ScenePool":
+        pool = cls.__new__(cls)
+        pool.source, pool.mix, pool.size, pool.boundary_only = source, mix, int(state["size"]), boundary_only
+        pool.scenes, pool.scene_states = [], []
+        for scene_state in state["scenes"]:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = scene_state
+            pool.scenes.append(pool._make(rng))
+            pool.scene_states.append(scene_state)
+        pool.rng = np.random.default_rng()
+        pool.rng.bit_generator.state = state["rng"]
+        return pool
 
     def crops(self, n_crops: int, size: int, refresh: int):
         """``n_crops`` random ``size`` x ``size`` crops of pool scenes for dense training.
@@ -255,6 +282,7 @@ class ScenePool:
         For the boundary net each crop is placed so that a random near-boundary window is in it."""
         for _ in range(refresh):
             self.scenes.pop(0)
+            self.scene_states.pop(0)
             self._add()
         out = size - PATCH + 1
         xs, ys, bs = [], [], []
@@ -285,11 +313,6 @@ class ScenePool:
             ys.append(np.where(valid, label, -100))  # -100: ignored by the loss (outside a small scene)
             bs.append(flag)
         return np.stack(xs), np.stack(ys), np.stack(bs)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["source"] = None
-        return state
 
 
 def both_orders(x: np.ndarray, y: np.ndarray):
@@ -360,20 +383,9 @@ def evaluate(net, val: dict, *, batch: int = 256, device=None) -> dict:
 # the loop
 
 
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
 def lr_at(cfg: BATrainConfig, step: int) -> float:
     drops = sum(step >= int(f * cfg.steps) for f in LR_DROPS)
     return cfg.lr * (0.1 ** drops)
-
-
 
 
 def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict:
@@ -382,7 +394,6 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     ``sources``: optional (train, val) photo sources (tests pass small ones)."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
 
     from mfif.nets.ba_resnet import CONFIGS, BAResNet, save_ba_weights
 
@@ -405,21 +416,13 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     step, history, trained_seconds, pool = 0, [], 0.0, None
 
     if cfg.resume:
-        ckpt_path = Path(cfg.resume)
-        if ckpt_path.is_dir():
-            ckpt_path = ckpt_path / "last.pt"
-        if not ckpt_path.is_file():
-            raise InputError(f"{ckpt_path}: checkpoint to resume from not found")
-        ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=False)
-        old = ckpt.get("config", {})
-        for key in ("net", "arch", "steps", "seed", "crops", "crop_size", "mix"):
-            if old.get(key) != getattr(cfg, key):
-                raise InputError(f"{ckpt_path}: checkpoint has {key}={old.get(key)!r}, this run {key}={getattr(cfg, key)!r}")
+        ckpt, ckpt_path = load_checkpoint(cfg.resume)
+        check_resume_config(ckpt_path, ckpt.get("config", {}), dataclasses.asdict(cfg),
+                            keys=("net", "arch", "steps", "seed", "crops", "crop_size", "mix"))
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history, trained_seconds = ckpt["step"], ckpt.get("history", []), ckpt.get("trained_seconds", 0.0)
-        pool = pickle.loads(ckpt["pool"])
-        pool.source = train_src
+        pool = ScenePool.from_state(train_src, mix, boundary_only, ckpt["pool"])
     if pool is None and cfg.init:
         from mfif.nets.ba_resnet import load_ba_weights
 
@@ -435,60 +438,34 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
                 net.mean.copy_(torch.from_numpy(x.mean(axis=(0, 2, 3))).to(net.mean))
     val = validation_set(val_src, cfg.val_scenes, cfg.val_patches, cfg.val_seed, mix) if cfg.val_scenes else None
 
-    def checkpoint(path: Path):
-        _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                      "config": dataclasses.asdict(cfg), "net_config": net.config.to_dict(), "history": history,
-                      "pool": pickle.dumps(pool), "trained_seconds": trained_seconds + (time.time() - t_start)}, path)
+    def checkpoint(at_step: int):
+        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": at_step,
+                     "config": dataclasses.asdict(cfg), "net_config": net.config.to_dict(), "history": history,
+                     "pool": pool.state(), "trained_seconds": trained_seconds + (time.time() - t_start)}, out / CHECKPOINT)
 
-    net.train()
-    windows_per_step = 2 * cfg.crops * (cfg.crop_size - PATCH + 1) ** 2
-    start_step = step
-    t_start = time.time()
-    last_ckpt = t_start
-    stopped_early = False
-    ema = None
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train ba {cfg.net}", unit="step", disable=not progress)
-    seen_at, seen_t = step, time.time()
-    while step < cfg.steps:
+    def step_loss(at_step: int):
         x, y, near = pool.crops(cfg.crops, cfg.crop_size, cfg.refresh)
         if boundary_only:
             y = np.where(near, y, -100)
         xb, yb = both_orders(x, y)
-        lr = lr_at(cfg, step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        logits = net.dense_logits(xb.to(device))
-        loss = F.cross_entropy(logits, yb.to(device), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        value = float(loss.detach())
-        if not np.isfinite(value):
-            raise RuntimeError(f"training diverged at step {step} (loss {value})")
-        ema = value if ema is None else 0.98 * ema + 0.02 * value
-        bar.update(1)
-        now = time.time()
-        if step % 5 == 0:
-            rate = (step - seen_at) * windows_per_step / max(now - seen_t, 1e-9)
-            bar.set_postfix(loss=f"{ema:.4f}", lr=f"{lr:.0e}", windows_s=f"{rate:.0f}")
-            seen_at, seen_t = step, now
-        if step % 5 == 0 or step == 1:
-            history.append({"step": step, "loss": value, "loss_ema": ema, "lr": lr})
-        if val is not None and cfg.val_every and step % cfg.val_every == 0:
-            ev = evaluate(net, val, device=device)
-            history.append({"step": step, **ev})
-            bar.write(f"step {step}: val accuracy random {ev['random_accuracy']:.4f} "
-                      f"boundary {ev['boundary_accuracy']:.4f}")
-        if now - last_ckpt >= cfg.checkpoint_minutes * 60:
-            checkpoint(out / "last.pt")
-            last_ckpt = now
-        if step < cfg.steps and ((cfg.max_minutes and (now - wall0) >= cfg.max_minutes * 60)
-                                 or (cfg.max_steps and step - start_step >= cfg.max_steps)):
-            stopped_early = True
-            break
-    bar.close()
-    checkpoint(out / "last.pt")
+        return F.cross_entropy(net.dense_logits(xb.to(device)), yb.to(device), ignore_index=-100)
+
+    def validate(at_step: int):
+        if val is None or not (cfg.val_every and at_step % cfg.val_every == 0):
+            return None
+        ev = evaluate(net, val, device=device)
+        return ev, f"val accuracy random {ev['random_accuracy']:.4f} boundary {ev['boundary_accuracy']:.4f}"
+
+    net.train()
+    windows_per_step = 2 * cfg.crops * (cfg.crop_size - PATCH + 1) ** 2
+    t_start = time.time()
+    run = fit(net, opt, step_loss, start_step=step, total_steps=cfg.steps, lr_at=lambda s: lr_at(cfg, s),
+              checkpoint=checkpoint, checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0,
+              max_minutes=cfg.max_minutes, max_steps=cfg.max_steps, validate=validate, history=history,
+              log_every=5, postfix_every=5, units_per_step=windows_per_step, unit_name="windows_s",
+              desc=f"train ba {cfg.net}", progress=progress)
+    step, stopped_early, ema = run.step, run.stopped_early, run.loss_ema
+    checkpoint(step)
     summary = {
         "net": cfg.net, "config": dataclasses.asdict(cfg), "net_config": net.config.to_dict(),
         "parameters": int(sum(p.numel() for p in net.parameters())), "steps": step, "stopped_early": stopped_early,
@@ -501,7 +478,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     }
     if val is not None:
         summary["validation"] = evaluate(net, val, device=device)
-    _atomic_save({"format": "mfif-ba-resnet/1", "role": cfg.net, "config": net.config.to_dict(),
+    atomic_save({"format": "mfif-ba-resnet/1", "role": cfg.net, "config": net.config.to_dict(),
                   "state_dict": net.state_dict(), "meta": {"summary": json.loads(json.dumps(summary, default=str))}},
                  out / "final.pt")
     if cfg.export:
@@ -526,24 +503,16 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
 
 def add_arguments(parser, name: str = "ba") -> None:
     """Flags of ``mfif train ba``: one per :class:`BATrainConfig` field."""
-    for f in dataclasses.fields(BATrainConfig):
-        default = f.default
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "resume":
-            parser.add_argument(flag, nargs="?", const="@out", default=None, metavar="CKPT",
-                                help="resume from CKPT (default: OUT/last.pt)")
-        elif f.name == "net":
-            parser.add_argument(flag, choices=NETS, default=default, help="which BA net (default: initial)")
-        else:
-            kind = {"str | None": str}.get(str(f.type)) or (type(default) if default is not None else str)
-            parser.add_argument(flag, type=kind, default=default, help=f"default: {default}")
+    add_dataclass_flags(parser, BATrainConfig, skip=("resume",), choices={"net": NETS},
+                        helps={"net": "which BA net (default: initial)"})
+    add_run_flags(parser)
 
 
 def run(args) -> int:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(BATrainConfig) if hasattr(args, f.name)}
-    if values.get("resume") == "@out":
-        values["resume"] = str(Path(values["out"]) / "last.pt")
-    summary = train_ba(BATrainConfig(**values))
+    resume = resume_path(values.get("resume"), values["out"])
+    values["resume"] = str(resume) if resume else None
+    summary = train_ba(BATrainConfig(**values), progress=not args.quiet)
     v = summary.get("validation", {})
     print(f"ba {summary['net']}: {summary['steps']} steps, {summary['windows_seen']} windows, "
           f"validation accuracy random {v.get('random_accuracy', float('nan')):.4f}, "

@@ -48,6 +48,8 @@ import cv2
 import numpy as np
 
 from mfif.errors import InputError
+from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
+                                  check_resume_config, load_checkpoint, resume_path)
 
 # torch is imported inside the functions: ``mfif`` builds every subcommand's flags at start-up
 # (:func:`add_arguments`), and ``mfif list`` / classical methods must not pay for importing torch.
@@ -268,12 +270,12 @@ class HourglassTrainConfig:
         sigma: range of the Gaussian blur sigma (paper U(1, 5)).
         seed: seeds the weights and every batch (batch k = f(seed, k)).
         init_weights: start from this weights file (an exported ``hf_<variant>.safetensors``, a ``best.pt``
-            or a ``checkpoint.pt``; its architecture must match) instead of the random init; the
+            or a ``last.pt``; its architecture must match) instead of the random init; the
             optimiser and the schedule start afresh (a warm restart). Ignored by ``--resume``.
         train_root: folder with ``bsds500`` and ``coco128-seg``.
         val_count: BSDS500 val photos used for validation (0 = no validation).
         val_every: steps between validations.
-        out: run folder (``checkpoint.pt``, ``best.pt``, ``history.json``, the exported weights).
+        out: run folder (``last.pt``, ``best.pt``, ``history.json``, the exported weights).
         checkpoint_minutes: wall minutes between checkpoints.
         max_minutes: stop (checkpointed, resumable) after this many wall minutes in total (resumed
             runs count the earlier time); 0 = no limit. Also drives the cosine schedule (see
@@ -398,14 +400,6 @@ def _validate(cfg, net, pairs, device) -> dict:
     return res
 
 
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
 def _load_init_weights(net, cfg: HourglassTrainConfig) -> None:
     """Load ``cfg.init_weights`` into ``net`` (fp16 files are widened); the architectures must match."""
     from mfif.nets.hourglass import check_state_dict, read_hourglass_weights
@@ -417,10 +411,10 @@ def _load_init_weights(net, cfg: HourglassTrainConfig) -> None:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
-def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train(cfg: HourglassTrainConfig, *, resume: bool | str = False, progress: bool = True) -> dict:
     """Run (or resume) one training run; returns a summary dict (also written to ``out/summary.json``).
 
-    Files in ``cfg.out``: ``checkpoint.pt`` (model, optimiser, step, config, history; written every
+    Files in ``cfg.out``: ``last.pt`` (model, optimiser, step, config, history; written every
     ``checkpoint_minutes`` and at the end), ``best.pt`` (best validation PSNR), ``hf_<variant>.safetensors``
     (fp16 export of the best, or the last model without validation), ``history.json``.
     """
@@ -441,17 +435,11 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
     net = HourglassNet(cfg.net_config()).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, history, best, elapsed_before = 0, [], None, 0.0
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = out / CHECKPOINT
     if resume:
-        if not ckpt_path.is_file():
-            raise InputError(f"{ckpt_path}: no checkpoint to resume from")
-        ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=False)
-        saved = {k: v for k, v in ckpt["config"].items() if k not in ("out", "max_minutes", "device", "threads", "steps", "net",
-                                                                   "checkpoint_minutes", "val_every")}
-        mine = {k: v for k, v in asdict(cfg).items() if k in saved}
-        if json.loads(json.dumps(saved)) != json.loads(json.dumps(mine)):
-            diff = sorted(k for k in saved if json.dumps(saved[k]) != json.dumps(mine.get(k)))
-            raise InputError(f"{ckpt_path}: the checkpoint was made with a different config ({', '.join(diff)})")
+        ckpt, loaded_from = load_checkpoint(resume_path(resume, out))
+        check_resume_config(loaded_from, ckpt["config"], asdict(cfg), ignore=(
+            "out", "max_minutes", "device", "threads", "steps", "net", "checkpoint_minutes", "val_every"))
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history, best = ckpt["step"], ckpt.get("history", []), ckpt.get("best")
@@ -462,7 +450,7 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
     val = validation_pairs(cfg.train_root, cfg.val_count) if cfg.val_count > 0 else []
 
     def checkpoint(elapsed: float) -> None:
-        _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
+        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
                       "config": {**asdict(cfg), "net": asdict(cfg.net_config())}, "history": history,
                       "best": best, "elapsed_s": elapsed}, ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -507,7 +495,7 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
             record.update({f"val_{k}": x for k, x in v.items()})
             if best is None or v["psnr"] > best["psnr"]:
                 best = {"step": step, **v}
-                _atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
+                atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
                               "step": step, "val": v}, out / "best.pt")
             bar.write(f"step {step}: " + ", ".join(f"{k} {x:.5g}" for k, x in v.items()))
         history.append(record)
@@ -520,12 +508,12 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
         history[-1].update({f"val_{k}": x for k, x in v.items()})
         if best is None or v["psnr"] > best["psnr"]:
             best = {"step": step, **v}
-            _atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
+            atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
                           "step": step, "val": v}, out / "best.pt")
     elapsed = elapsed_before + time.perf_counter() - t0
     checkpoint(elapsed)
     if best is not None and (out / "best.pt").is_file():
-        net.load_state_dict(torch.load(str(out / "best.pt"), map_location=device, weights_only=False)["model"])
+        net.load_state_dict(load_checkpoint(out / "best.pt")[0]["model"])
     exported = export("best" if best is not None else "last")
     summary = {"variant": cfg.variant, "loss": cfg.loss, "steps_done": step, "steps": cfg.steps,
                "stopped_early": stopped_early, "wall_s": round(elapsed, 1), "best": best, "weights": str(exported),
@@ -541,23 +529,9 @@ def train(cfg: HourglassTrainConfig, *, resume: bool = False, progress: bool = T
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """Flags of ``mfif train hf-seg|hf-reg``: one per field of :class:`HourglassTrainConfig`."""
     variant = name.split("-", 1)[-1]
-    defaults = HourglassTrainConfig(variant=variant, out=f"runs/{name}")
-    for f in fields(HourglassTrainConfig):
-        if f.name == "variant":
-            continue
-        value = getattr(defaults, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=value,
-                                metavar="BOOL", help=f"(default {value})")
-        elif isinstance(value, tuple):
-            parser.add_argument(flag, type=float, nargs=2, default=value, metavar=("LOW", "HIGH"), help=f"(default {value})")
-        elif value is None:
-            parser.add_argument(flag, default=None, choices=LOSSES[variant], help=f"(default {LOSSES[variant][0]})")
-        else:
-            parser.add_argument(flag, type=type(value), default=value, help=f"(default {value!r})")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataclass_flags(parser, HourglassTrainConfig, skip=("variant",), defaults={"out": f"runs/{name}"},
+                        choices={"loss": LOSSES[variant]}, helps={"loss": f"default: {LOSSES[variant][0]}"})
+    add_run_flags(parser)
     parser.set_defaults(hourglass_name=name)
 
 

@@ -37,7 +37,7 @@ What this environment forces (SPEC, IFCNN section), and our choices:
 Losses are computed in image space ([0, 1]; the network's output de-normalised). Batch ``k`` of
 phase ``p`` is a pure function of (seed, p, k): a resumed run sees the same data as an
 uninterrupted one. Checkpoints every ``checkpoint_minutes`` (and at the end of each phase) in
-``out/checkpoint.pt``; ``--resume`` continues from it. The final weights are exported as an
+``out/last.pt``; ``--resume`` continues from it. The final weights are exported as an
 fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that :func:`mfif.nets.ifcnn.load_ifcnn_weights` reads.
 
 Example (a tiny run)::
@@ -58,6 +58,8 @@ from pathlib import Path
 import numpy as np
 
 from mfif.errors import InputError
+from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
+                                  check_resume_config, load_checkpoint, resume_path)
 
 # torch is imported inside the functions (the CLI builds every trainer's flags at start-up).
 
@@ -449,14 +451,6 @@ def validate(net, pairs: list[dict], device) -> dict:
     return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ss))}
 
 
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
 def export_weights(net, path: Path, meta: dict | None = None) -> Path:
     """fp16 state dict (BN counters dropped) as safetensors: what ``mfif fuse --weights`` and the
     shipped files use (:func:`mfif.models.weights.write_weights`)."""
@@ -468,8 +462,6 @@ def export_weights(net, path: Path, meta: dict | None = None) -> Path:
     return write_weights(path, state, format="mfif-ifcnn/1", arch={"fuse_rule": getattr(net, "fuse_rule", None)},
                          meta=meta, training_command=meta.pop("training_command", ""),
                          data_digest=meta.pop("data_digest", ""))
-
-
 
 
 def _worker_init(_worker_id: int = 0) -> None:
@@ -493,7 +485,7 @@ def _make_optimizer(cfg: IFCNNTrainConfig, net):
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True, log=print) -> dict:
+def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool = True, log=print) -> dict:
     """Run (or resume) a training; returns the history dict (also in ``out/history.json``)."""
     import torch
     from torch.utils.data import DataLoader
@@ -502,7 +494,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
     cfg = cfg.resolved()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = out / CHECKPOINT
     from mfif.nets.device import resolve_device
 
     device = resolve_device(cfg.device)
@@ -513,14 +505,9 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
     history: dict = {"config": asdict(cfg), "log": [], "val": [], "wall_s": 0.0}
     opt_state = None
     if resume:
-        if not ckpt_path.is_file():
-            raise InputError(f"{ckpt_path}: no checkpoint to resume from")
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        saved = {k: v for k, v in ck["config"].items() if k not in ("out", "device", "threads", "workers", "checkpoint_minutes")}
-        mine = {k: v for k, v in asdict(cfg).items() if k in saved}
-        if saved != mine:
-            diff = sorted(k for k in saved if saved[k] != mine.get(k))
-            raise InputError(f"{ckpt_path}: checkpoint was made with different settings ({', '.join(diff)})")
+        ck, loaded_from = load_checkpoint(resume_path(resume, out))
+        check_resume_config(loaded_from, ck["config"], asdict(cfg),
+                            ignore=("out", "device", "threads", "workers", "checkpoint_minutes"))
         net.load_state_dict(ck["model"])
         phase, step, history, opt_state = ck["phase"], ck["step"], ck["history"], ck["optimizer"]
         log(f"resuming phase {phase} at step {step}")
@@ -532,7 +519,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
 
     def save(ph, st, opt):
         history["wall_s"] = time.perf_counter() - wall0
-        _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
+        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
                       "phase": ph, "step": st,
                       "config": asdict(cfg), "history": history}, ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -613,31 +600,18 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool = False, progress: bool = True,
 
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ifcnn") -> None:
     d = IFCNNTrainConfig()
-    parser.add_argument("--fuse-rule", default=d.fuse_rule, choices=("max", "mean", "sum"))
-    parser.add_argument("--conv1", default=d.conv1, choices=CONV1_CHOICES,
-                        help="bank: fixed filter bank, frozen (default); learned: bank init, trained")
-    parser.add_argument("--fine-loss", default=d.fine_loss, choices=FINE_LOSSES,
-                        help="phase-2 loss: MSE + SSIM + gradient (default) or MSE only (ablation)")
-    parser.add_argument("--w-ssim", type=float, default=d.w_ssim)
-    parser.add_argument("--w-grad", type=float, default=d.w_grad)
-    parser.add_argument("--crop", type=int, default=d.crop, help=f"training crop (default {d.crop}; paper 224)")
-    parser.add_argument("--batch", type=int, default=d.batch)
-    parser.add_argument("--pre-steps", type=int, default=d.pre_steps, help="phase 1 (MSE) steps")
-    parser.add_argument("--fine-steps", type=int, default=d.fine_steps, help="phase 2 (BN frozen) steps")
-    parser.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    parser.add_argument("--lr", type=float, default=None, help="base learning rate (default 1e-3 adam, 1e-2 sgd)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--train-root", default="", help="folder with bsds500/ etc. (default ../shared/data/train)")
-    parser.add_argument("--val-count", type=int, default=d.val_count)
-    parser.add_argument("--val-every", type=int, default=d.val_every)
-    parser.add_argument("--init", default=None, help="start from these weights (e.g. a phase-1 export)")
-    parser.add_argument("--out", default=None, help="run folder (default runs/ifcnn-<rule>)")
-    parser.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--device", default=d.device)
-    parser.add_argument("--threads", type=int, default=d.threads)
-    parser.add_argument("--workers", type=int, default=d.workers)
-    parser.add_argument("--no-progress", action="store_true")
+    add_dataclass_flags(
+        parser, IFCNNTrainConfig, defaults={"out": None},
+        choices={"fuse_rule": ("max", "mean", "sum"), "conv1": CONV1_CHOICES, "fine_loss": FINE_LOSSES,
+                 "optimizer": OPTIMIZERS},
+        helps={"conv1": "bank: fixed filter bank, frozen (default); learned: bank init, trained",
+               "fine_loss": "phase-2 loss: MSE + SSIM + gradient (default) or MSE only (ablation)",
+               "crop": f"training crop (default {d.crop}; paper 224)", "pre_steps": "phase 1 (MSE) steps",
+               "fine_steps": "phase 2 (BN frozen) steps", "lr": "base learning rate (default 1e-3 adam, 1e-2 sgd)",
+               "train_root": "folder with bsds500/ etc. (default ../shared/data/train)",
+               "init": "start from these weights (e.g. a phase-1 export)",
+               "out": "run folder (default runs/ifcnn-<rule>)"})
+    add_run_flags(parser)
 
 
 def config_from_args(args) -> IFCNNTrainConfig:
@@ -649,5 +623,5 @@ def config_from_args(args) -> IFCNNTrainConfig:
 
 
 def run(args) -> int:
-    train(config_from_args(args), resume=args.resume, progress=not args.no_progress)
+    train(config_from_args(args), resume=args.resume, progress=not args.quiet)
     return 0

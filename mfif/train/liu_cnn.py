@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from mfif.errors import InputError
+from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
+                                  fit, load_checkpoint, resume_path)
 
 SCHEDULES = {
     "paper": dict(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4, pairs=1_000_000, epochs=10),
@@ -232,20 +234,10 @@ def evaluate(net, clear, blurred, *, batch: int = 1024, device=None) -> dict:
 # the loop
 
 
-def _atomic_save(obj, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
 def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     """Train (or resume) one network; returns a summary dict (also written to ``out/summary.json``)."""
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
 
     from mfif.nets.liu_cnn import LiuCNN, save_liu_weights
 
@@ -280,74 +272,48 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     step, history, trained_seconds, drop_step = 0, [], 0.0, None
 
     if cfg.resume:
-        ckpt_path = Path(cfg.resume)
-        if ckpt_path.is_dir():
-            ckpt_path = ckpt_path / "last.pt"
-        if not ckpt_path.is_file():
-            raise InputError(f"{ckpt_path}: checkpoint to resume from not found")
-        ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=False)
-        old = ckpt.get("config", {})
-        for key in ("variant", "pairs", "seed", "batch_size", "epochs", "optimizer"):
-            if old.get(key) != getattr(cfg, key):
-                raise InputError(f"{ckpt_path}: checkpoint has {key}={old.get(key)!r}, this run {key}={getattr(cfg, key)!r}")
+        ckpt, ckpt_path = load_checkpoint(cfg.resume)
+        check_resume_config(ckpt_path, ckpt.get("config", {}), dataclasses.asdict(cfg),
+                            keys=("variant", "pairs", "seed", "batch_size", "epochs", "optimizer"))
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history, trained_seconds = ckpt["step"], ckpt.get("history", []), ckpt.get("trained_seconds", 0.0)
         drop_step = ckpt.get("drop_step")
 
-    def checkpoint(path: Path):
-        _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                      "config": dataclasses.asdict(cfg), "variant": cfg.variant, "history": history, "drop_step": drop_step,
-                      "trained_seconds": trained_seconds + (time.time() - t_start)}, path)
+    def checkpoint(at_step: int):
+        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": at_step,
+                     "config": dataclasses.asdict(cfg), "variant": cfg.variant, "history": history, "drop_step": drop_step,
+                     "trained_seconds": trained_seconds + (time.time() - t_start)}, out / CHECKPOINT)
 
-    net.train()
-    start_step = step
-    t_start = time.time()
-    last_ckpt = t_start
-    stopped_early = False
-    ema = None
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {cfg.variant}", unit="step", disable=not progress)
-    seen_at, seen_t = step, time.time()
-    while step < total_steps:
-        epoch, within = divmod(step, steps_per_epoch)
+    def lr_at(at_step: int) -> float:
+        nonlocal drop_step
+        if drop_step is None and (at_step >= int(cfg.lr_drop_at * total_steps) or
+                                  (cfg.max_minutes and time.time() - wall0 >= cfg.lr_drop_at * cfg.max_minutes * 60)):
+            drop_step = at_step  # the one 10x drop: at lr_drop_at of the steps or of the time budget
+        return cfg.lr * (0.1 if drop_step is not None else 1.0)
+
+    def step_loss(at_step: int):
+        epoch, within = divmod(at_step, steps_per_epoch)
         perm = torch.from_numpy(np.random.default_rng((cfg.seed, epoch)).permutation(len(clear)))
         idx = perm[within * pairs_per_batch: (within + 1) * pairs_per_batch]
         a, b, y = both_orders(clear_t[idx], blurred_t[idx])
-        if drop_step is None and (step >= int(cfg.lr_drop_at * total_steps) or
-                                  (cfg.max_minutes and time.time() - wall0 >= cfg.lr_drop_at * cfg.max_minutes * 60)):
-            drop_step = step  # the one 10x drop: at lr_drop_at of the steps or of the time budget
-        lr = cfg.lr * (0.1 if drop_step is not None else 1.0)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        logits = net(a.to(device), b.to(device))
-        loss = F.cross_entropy(logits, y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        value = float(loss.detach())
-        ema = value if ema is None else 0.98 * ema + 0.02 * value
-        bar.update(1)
-        now = time.time()
-        if step % 20 == 0:
-            rate = (step - seen_at) * cfg.batch_size / max(now - seen_t, 1e-9)
-            bar.set_postfix(loss=f"{ema:.4f}", lr=f"{lr:.0e}", samples_s=f"{rate:.0f}")
-            seen_at, seen_t = step, now
-        if step % 50 == 0 or step == 1:
-            history.append({"step": step, "loss": value, "loss_ema": ema, "lr": lr})
-        if cfg.val_every and step % cfg.val_every == 0:
-            ev = evaluate(net, v_clear, v_blurred, device=device)
-            history.append({"step": step, "val_accuracy": ev["accuracy"], "val_loss": ev["loss"]})
-            bar.write(f"step {step}: val accuracy {ev['accuracy']:.4f} loss {ev['loss']:.4f}")
-        if now - last_ckpt >= cfg.checkpoint_minutes * 60:
-            checkpoint(out / "last.pt")
-            last_ckpt = now
-        if step < total_steps and ((cfg.max_minutes and (now - wall0) >= cfg.max_minutes * 60)
-                                   or (cfg.max_steps and step - start_step >= cfg.max_steps)):
-            stopped_early = True
-            break
-    bar.close()
-    checkpoint(out / "last.pt")
+        return F.cross_entropy(net(a.to(device), b.to(device)), y.to(device))
+
+    def validate(at_step: int):
+        if not (cfg.val_every and at_step % cfg.val_every == 0):
+            return None
+        ev = evaluate(net, v_clear, v_blurred, device=device)
+        return ({"val_accuracy": ev["accuracy"], "val_loss": ev["loss"]},
+                f"val accuracy {ev['accuracy']:.4f} loss {ev['loss']:.4f}")
+
+    net.train()
+    t_start = time.time()
+    run = fit(net, opt, step_loss, start_step=step, total_steps=total_steps, lr_at=lr_at, checkpoint=checkpoint,
+              checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0, max_minutes=cfg.max_minutes,
+              max_steps=cfg.max_steps, validate=validate, history=history, log_every=50, postfix_every=20,
+              units_per_step=cfg.batch_size, desc=f"train {cfg.variant}", progress=progress)
+    step, stopped_early, ema = run.step, run.stopped_early, run.loss_ema
+    checkpoint(step)
     ev = evaluate(net, v_clear, v_blurred, device=device)
     per_level = {}
     with torch.inference_mode():
@@ -366,7 +332,7 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
                      "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "final_loss_ema": ema,
     }
-    _atomic_save({"model": net.state_dict(), "variant": cfg.variant, "config": dataclasses.asdict(cfg),
+    atomic_save({"model": net.state_dict(), "variant": cfg.variant, "config": dataclasses.asdict(cfg),
                   "summary": json.loads(json.dumps(summary, default=str))}, out / "final.pt")
     if cfg.export:
         from mfif.nets.liu_cnn import build_liu_cnn
@@ -433,31 +399,17 @@ def model_card(summary: dict) -> str:
 def add_arguments(parser, name: str) -> None:
     """Flags of ``mfif train cnn|cnn-slight``: one per :class:`LiuTrainConfig` field."""
     parser.set_defaults(variant=VARIANT_OF[name])
-    for f in dataclasses.fields(LiuTrainConfig):
-        if f.name == "variant":
-            continue
-        default = f.default
-        kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), None)
-        if kind is None:
-            kind = type(default) if default is not None else str
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "resume":
-            parser.add_argument(flag, nargs="?", const="@out", default=None, metavar="CKPT",
-                                help="resume from CKPT (default: OUT/last.pt)")
-            continue
-        help_text = f"default: {default if default is not None else 'from --schedule'}"
-        if f.name == "schedule":
-            help_text = f"{', '.join(SCHEDULES)} ({help_text})"
-            parser.add_argument(flag, choices=list(SCHEDULES), default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
+    from_schedule = ("optimizer", "lr", "momentum", "weight_decay", "pairs", "epochs")
+    add_dataclass_flags(parser, LiuTrainConfig, skip=("variant", "resume"), choices={"schedule": SCHEDULES},
+                        helps={k: "default: from --schedule" for k in from_schedule})
+    add_run_flags(parser)
 
 
 def run(args) -> int:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(LiuTrainConfig) if hasattr(args, f.name)}
-    if values.get("resume") == "@out":
-        values["resume"] = str(Path(values["out"]) / "last.pt")
-    summary = train_liu_cnn(LiuTrainConfig(**values))
+    resume = resume_path(values.get("resume"), values["out"])
+    values["resume"] = str(resume) if resume else None
+    summary = train_liu_cnn(LiuTrainConfig(**values), progress=not args.quiet)
     print(f"{summary['variant']}: {summary['steps']} steps, {summary['examples_seen']} examples, "
           f"validation accuracy {summary['val_accuracy']:.4f} ({summary['val_examples']} examples), "
           f"{summary['train_seconds'] / 60:.1f} min -> {Path(values['out']) / 'final.pt'}")

@@ -254,8 +254,8 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_thr
     train(part, progress=False)
     resumed = train(_tiny_config(root, tmp_path / "part", 12, variant), resume=True, progress=False)
     assert resumed["steps_done"] == 12
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["model"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
 
@@ -268,7 +268,7 @@ def test_training_starts_from_init_weights(tmp_path, restore_threads):
     save_hourglass_weights(start, tmp_path / "start.pt")  # fp16, as shipped
     cfg.init_weights, cfg.lr = str(tmp_path / "start.pt"), 1e-9
     train(cfg, progress=False)
-    got = torch.load(tmp_path / "warm" / "checkpoint.pt", weights_only=False)["model"]
+    got = torch.load(tmp_path / "warm" / "last.pt", weights_only=True)["model"]
     for k, v in start.named_parameters():
         assert torch.allclose(got[k], v.detach().half().float(), atol=1e-6), k
     cfg.base, cfg.out = 8, str(tmp_path / "other")  # another architecture is refused

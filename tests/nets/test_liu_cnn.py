@@ -402,8 +402,8 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path):
     resumed = train_liu_cnn(LiuTrainConfig(out=str(tmp_path / "part"), resume=str(tmp_path / "part" / "last.pt"),
                                            **common), progress=False)
     assert resumed["steps"] == 12
-    a = torch.load(tmp_path / "full" / "final.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "part" / "final.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / "final.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "final.pt", weights_only=True)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     # the final checkpoint loads as --weights
