@@ -22,7 +22,7 @@ _FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mfif.synth.cli", "write a synthetic multi-focus dataset (or the dev set) with a contact sheet"),
     "eval": ("mfif.evaluation.cli", "run methods over datasets and write tables and figures"),
     "bench": ("mfif.evaluation.cli", "time and memory per method and image size"),
-    "train": ("mfif.train.cli", "train a network on synthetic data"),
+    "train": ("mfif.models.train_cli", "train a network on synthetic data"),
 }
 
 

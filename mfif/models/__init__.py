@@ -1,2 +1,4 @@
-"""The learned methods' shared torch parts: weights I/O (:mod:`~mfif.models.weights`, safetensors
-with the metadata in the header) and the network cache (:mod:`~mfif.models.cache`)."""
+"""The learned methods, one folder each (its network, fusion pipeline, trainer; see
+``MethodSpec.tile_plan`` for its tile plan), and the shared torch parts once: weights I/O in
+safetensors (:mod:`~mfif.models.weights`), the network cache (:mod:`~mfif.models.cache`), device
+choice (:mod:`~mfif.models.device`) and the training loop (:mod:`~mfif.models.training`)."""

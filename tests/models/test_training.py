@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mfif.errors import InputError
-from mfif.train.cli import TRAINERS
+from mfif.models.train_cli import TRAINERS
 
 
 def _parse(name: str, *argv: str) -> argparse.Namespace:

@@ -50,10 +50,10 @@ def test_pickled_objects_are_refused_in_one_line(tmp_path):
     assert "refused" in message and "pickled" in message and str(path) in message
     assert "\n" not in message and "weights_only" not in message
     # every network's loader goes through it
-    from mfif.nets.ba_resnet import load_ba_weights
-    from mfif.nets.hourglass import read_hourglass_weights
-    from mfif.nets.ifcnn import build_ifcnn
-    from mfif.nets.liu_cnn import build_liu_cnn
+    from mfif.models.ba.network import load_ba_weights
+    from mfif.models.hourglass.network import read_hourglass_weights
+    from mfif.models.ifcnn.network import build_ifcnn
+    from mfif.models.liu_cnn.network import build_liu_cnn
 
     for load in (load_ba_weights, read_hourglass_weights, lambda p: build_ifcnn("max", p),
                  lambda p: build_liu_cnn("slight", p)):

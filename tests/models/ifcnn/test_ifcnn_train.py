@@ -1,4 +1,4 @@
-"""IFCNN training (:mod:`mfif.train.ifcnn`): the CONV1 filter bank, the losses, the schedules, and a
+"""IFCNN training (:mod:`mfif.models.ifcnn.trainer`): the CONV1 filter bank, the losses, the schedules, and a
 tiny run on synthetic pairs (needs ``shared/data/train``) that lowers the loss, exports weights the
 fusion method loads, and resumes to the same weights as an uninterrupted run."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 
 from mfif.errors import InputError
 from mfif.models.weights import read_weights
-from mfif.nets.ifcnn import build_ifcnn
-from mfif.train import ifcnn as T
+from mfif.models.ifcnn.network import build_ifcnn
+from mfif.models.ifcnn import trainer as T
 
 
 def test_filter_bank_is_full_rank_and_normalised():

@@ -1,6 +1,6 @@
 """Training of the boundary-aware (BA) networks: ``mfif train ba --net initial|boundary``.
 
-Ma et al. 2019, Sec. 3.1-3.2 and ``SPEC.md``. Both nets are :class:`mfif.nets.ba_resnet.BAResNet`
+Ma et al. 2019, Sec. 3.1-3.2 and ``SPEC.md``. Both nets are :class:`mfif.models.ba.network.BAResNet`
 (the same architecture), trained on 64x64x2 grey patches labelled by the centre pixel (row and
 column 32; class 1 = the first channel is in focus there); every patch is used in both orders
 (channels exchanged, label flipped) in the same batch.
@@ -46,7 +46,7 @@ near-boundary accuracy than training it from scratch; the paper does not say).
 
 A run saves ``last.pt`` every ``checkpoint_minutes`` and at the end (model, optimiser, step, RNG of
 the data pool); ``--resume`` continues from it; ``final.pt`` holds the float32 weights and
-``--export FILE`` writes the shipped fp16 file (:func:`mfif.nets.ba_resnet.save_ba_weights`).
+``--export FILE`` writes the shipped fp16 file (:func:`mfif.models.ba.network.save_ba_weights`).
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ class BATrainConfig:
     resume: str | None = None
 
     def check(self) -> "BATrainConfig":
-        from mfif.nets.ba_resnet import CONFIGS
+        from mfif.models.ba.network import CONFIGS
 
         if self.net not in NETS:
             raise InputError(f"--net must be one of {', '.join(NETS)}, got {self.net!r}")
@@ -395,7 +395,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     import torch
     import torch.nn.functional as F
 
-    from mfif.nets.ba_resnet import CONFIGS, BAResNet, save_ba_weights
+    from mfif.models.ba.network import CONFIGS, BAResNet, save_ba_weights
 
     cfg.check()
     mix = parse_mix(cfg.mix)
@@ -403,7 +403,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    from mfif.nets.device import resolve_device
+    from mfif.models.device import resolve_device
 
     device = resolve_device(cfg.device)
     wall0 = time.time()
@@ -424,7 +424,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
         step, history, trained_seconds = ckpt["step"], ckpt.get("history", []), ckpt.get("trained_seconds", 0.0)
         pool = ScenePool.from_state(train_src, mix, boundary_only, ckpt["pool"])
     if pool is None and cfg.init:
-        from mfif.nets.ba_resnet import load_ba_weights
+        from mfif.models.ba.network import load_ba_weights
 
         state, info = load_ba_weights(cfg.init)
         if info.config != net.config:
@@ -483,7 +483,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
                  out / "final.pt")
     if cfg.export:
         from mfif.models.weights import provenance
-        from mfif.nets.ba_resnet import build_ba_resnet
+        from mfif.models.ba.network import build_ba_resnet
 
         save_ba_weights(net.cpu(), cfg.export, cfg.net,
                         meta={**{k: summary[k] for k in ("net", "steps", "windows_seen", "train_seconds")},
@@ -498,7 +498,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
 
 
 # ---------------------------------------------------------------------------------------------
-# command line (wired by mfif.train.cli)
+# command line (wired by mfif.models.train_cli)
 
 
 def add_arguments(parser, name: str = "ba") -> None:

@@ -1,4 +1,4 @@
-"""BA network (:mod:`mfif.nets.ba_resnet`): dense == patchwise, pixel convention, every config
+"""BA network (:mod:`mfif.models.ba.network`): dense == patchwise, pixel convention, every config
 forwards and backwards without NaN, weights files round-trip and bad ones are refused.
 
 The reference for the dense pass is the definition itself: the patch network applied to every
@@ -11,7 +11,7 @@ import torch
 
 from mfif.errors import InputError, WeightsError
 from mfif.models.weights import read_weights
-from mfif.nets.ba_resnet import (CENTRE, CONFIGS, PATCH, BAConfig, BAResNet, batch_to_space, build_ba_resnet,
+from mfif.models.ba.network import (CENTRE, CONFIGS, PATCH, BAConfig, BAResNet, batch_to_space, build_ba_resnet,
                                  final_size, load_ba_weights, pad_for_pixels, save_ba_weights, space_to_batch)
 
 

@@ -13,12 +13,12 @@ import torch
 
 import mfif
 from mfif.errors import InputError, WeightsError
-from mfif.learned.hourglass import (HFRegOptions, HFSegOptions, hf_reg_fusion, hf_seg_fusion, near_choice,
+from mfif.models.hourglass.pipeline import (HFRegOptions, HFSegOptions, hf_reg_fusion, hf_seg_fusion, near_choice,
                                     nway_weights)
 from mfif.methods import get_method
-from mfif.nets.hourglass import (HourglassConfig, HourglassNet, build_hourglass, default_weights_path,
+from mfif.models.hourglass.network import (HourglassConfig, HourglassNet, build_hourglass, default_weights_path,
                                  pad_to_multiple, save_hourglass_weights)
-from mfif.train.hourglass import (HourglassTrainConfig, compute_loss, dissimilarity, nps, regression_loss,
+from mfif.models.hourglass.trainer import (HourglassTrainConfig, compute_loss, dissimilarity, nps, regression_loss,
                                   scan_training_photos, HourglassPairs, seg_bce_loss, train)
 from tests.helpers import complementary_pair, textured_image
 

@@ -2,7 +2,7 @@
 
 F. A. Guerrero Peña, P. D. Marrero Fernández, T. I. Ren, G. C. Vasconcelos, A. Cunha, "A Multiple
 Source Hourglass Deep Network for Multi-Focus Image Fusion", arXiv:1908.10945 (2019), Sec. IV.
-The network is :mod:`mfif.nets.hourglass` (a U-Net over the two RGB sources as 6 channels).
+The network is :mod:`mfif.models.hourglass.network` (a U-Net over the two RGB sources as 6 channels).
 
 Two sources (A, B):
 
@@ -37,7 +37,7 @@ mean of its three output channels.
 
 Example:
     >>> import numpy as np
-    >>> from mfif.learned.hourglass import HFSegOptions, hf_seg_fusion
+    >>> from mfif.models.hourglass.pipeline import HFSegOptions, hf_seg_fusion
     >>> stack = np.random.rand(3, 3, 40, 52).astype(np.float32)
     >>> res = hf_seg_fusion(stack, HFSegOptions(init="random"))
     >>> res.fused.shape, res.weights.shape
@@ -52,10 +52,10 @@ import torch
 
 from mfif.decision import blend
 from mfif.errors import InputError
-from mfif.nets.hourglass import HourglassNet, build_hourglass, check_variant
+from mfif.models.hourglass.network import HourglassNet, build_hourglass, check_variant
 from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
-from mfif.nets.device import resolve_device
+from mfif.models.device import resolve_device
 
 MODES = ("series", "nway")
 

@@ -38,7 +38,7 @@ Losses are computed in image space ([0, 1]; the network's output de-normalised).
 phase ``p`` is a pure function of (seed, p, k): a resumed run sees the same data as an
 uninterrupted one. Checkpoints every ``checkpoint_minutes`` (and at the end of each phase) in
 ``out/last.pt``; ``--resume`` continues from it. The final weights are exported as an
-fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that :func:`mfif.nets.ifcnn.load_ifcnn_weights` reads.
+fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that :func:`mfif.models.ifcnn.network.load_ifcnn_weights` reads.
 
 Example (a tiny run)::
 
@@ -207,7 +207,7 @@ def fine_loss(pred, target, kind: str, w_ssim: float, w_grad: float):
 
 def default_train_root() -> Path:
     env = os.environ.get("MFIF_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
     return base / "data" / "train"
 
 
@@ -266,7 +266,7 @@ class IFCNNTrainConfig:
     workers: int = 0
 
     def resolved(self) -> "IFCNNTrainConfig":
-        from mfif.nets.ifcnn import check_fuse_rule
+        from mfif.models.ifcnn.network import check_fuse_rule
 
         check_fuse_rule(self.fuse_rule)
         if self.conv1 not in CONV1_CHOICES:
@@ -388,7 +388,7 @@ def validation_pairs(cfg: IFCNNTrainConfig, source) -> list[dict]:
 def build_training_net(cfg: IFCNNTrainConfig):
     import torch
 
-    from mfif.nets.ifcnn import build_ifcnn
+    from mfif.models.ifcnn.network import build_ifcnn
 
     torch.manual_seed(cfg.seed)
     net = build_ifcnn(cfg.fuse_rule, cfg.init)
@@ -403,7 +403,7 @@ def build_training_net(cfg: IFCNNTrainConfig):
 def _normalizer(device):
     import torch
 
-    from mfif.nets.ifcnn import IMAGENET_MEAN, IMAGENET_STD
+    from mfif.models.ifcnn.network import IMAGENET_MEAN, IMAGENET_STD
 
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 1, 3, 1, 1)
@@ -495,7 +495,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool =
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
-    from mfif.nets.device import resolve_device
+    from mfif.models.device import resolve_device
 
     device = resolve_device(cfg.device)
     if cfg.threads:

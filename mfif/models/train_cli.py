@@ -9,12 +9,12 @@ import importlib
 
 # name -> (module, one-line summary)
 TRAINERS: dict[str, tuple[str, str]] = {
-    "cnn": ("mfif.train.liu_cnn", "Liu et al. 2017 siamese CNN, original (fc1 with 256 units)"),
-    "cnn-slight": ("mfif.train.liu_cnn", "Liu et al. 2017 siamese CNN, slight (no fc1)"),
-    "hf-seg": ("mfif.train.hourglass", "Guerrero Pena et al. 2019 hourglass HF-Seg (focus-map segmentation, BCE)"),
-    "hf-reg": ("mfif.train.hourglass", "Guerrero Pena et al. 2019 hourglass HF-Reg (image regression, NPS/L1/MSE)"),
-    "ifcnn": ("mfif.train.ifcnn", "Zhang et al. 2020 IFCNN (two phases: MSE, then BN frozen + SSIM/gradient loss)"),
-    "ba": ("mfif.train.ba", "Ma et al. 2019 boundary-aware ResNet, --net initial | boundary"),
+    "cnn": ("mfif.models.liu_cnn.trainer", "Liu et al. 2017 siamese CNN, original (fc1 with 256 units)"),
+    "cnn-slight": ("mfif.models.liu_cnn.trainer", "Liu et al. 2017 siamese CNN, slight (no fc1)"),
+    "hf-seg": ("mfif.models.hourglass.trainer", "Guerrero Pena et al. 2019 hourglass HF-Seg (focus-map segmentation, BCE)"),
+    "hf-reg": ("mfif.models.hourglass.trainer", "Guerrero Pena et al. 2019 hourglass HF-Reg (image regression, NPS/L1/MSE)"),
+    "ifcnn": ("mfif.models.ifcnn.trainer", "Zhang et al. 2020 IFCNN (two phases: MSE, then BN frozen + SSIM/gradient loss)"),
+    "ba": ("mfif.models.ba.trainer", "Ma et al. 2019 boundary-aware ResNet, --net initial | boundary"),
 }
 
 
@@ -35,7 +35,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry (``python -m mfif.train.cli cnn-slight ...``)."""
+    """Stand-alone entry (``python -m mfif.models.train_cli cnn-slight ...``)."""
     import argparse
 
     top = argparse.ArgumentParser(prog="mfif")

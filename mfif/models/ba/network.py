@@ -327,7 +327,7 @@ class BAWeightsInfo:
 
 
 def default_weights_path(role: str) -> Path:
-    """The shipped weights of the ``initial`` or ``boundary`` net (made by :mod:`mfif.train.ba`)."""
+    """The shipped weights of the ``initial`` or ``boundary`` net (made by :mod:`mfif.models.ba.trainer`)."""
     if role not in ROLES:
         raise InputError(f"unknown BA network {role!r}; choose one of {', '.join(ROLES)}")
     return WEIGHTS_DIR / f"ba_{role}{SUFFIX}"

@@ -2,7 +2,7 @@
 
 Y. Zhang, Y. Liu, P. Sun, H. Yan, X. Zhao, L. Zhang, "IFCNN: A general image fusion framework based
 on convolutional neural network", Information Fusion 54 (2020) 99-118. The network is
-:mod:`mfif.nets.ifcnn`; this module holds the input conventions of the authors' released script
+:mod:`mfif.models.ifcnn.network`; this module holds the input conventions of the authors' released script
 (one per fusion ``mode``), tiling and the options.
 
 Modes (as released, ``reference/ifcnn/MANIFEST.md`` and the authors' demo script):
@@ -33,8 +33,8 @@ adding them, so the frame order never changes the result (bit-exact for ``max`` 
 
 Example:
     >>> import numpy as np, torch
-    >>> from mfif.learned.ifcnn import IFCNNOptions, ifcnn_fusion
-    >>> from mfif.nets.ifcnn import build_ifcnn
+    >>> from mfif.models.ifcnn.pipeline import IFCNNOptions, ifcnn_fusion
+    >>> from mfif.models.ifcnn.network import build_ifcnn
     >>> torch.manual_seed(0) and None
     >>> weights = build_ifcnn("max").state_dict()        # random weights, just to show the call
     >>> stack = np.random.rand(2, 3, 40, 48).astype(np.float32)
@@ -52,11 +52,11 @@ import numpy as np
 import torch
 
 from mfif.errors import InputError
-from mfif.nets.ifcnn import (IFCNN, IMAGENET_MEAN, IMAGENET_STD, RECEPTIVE_RADIUS, FastIFCNN, build_ifcnn,
+from mfif.models.ifcnn.network import (IFCNN, IMAGENET_MEAN, IMAGENET_STD, RECEPTIVE_RADIUS, FastIFCNN, build_ifcnn,
                              check_fuse_rule, default_weights_path)
 from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
-from mfif.nets.device import resolve_device
+from mfif.models.device import resolve_device
 
 MODES = ("multifocus", "infrared", "medical", "exposure")
 PRECISIONS = ("fp32", "bf16")
@@ -80,7 +80,7 @@ class IFCNNOptions:
             costs about a grey level, see the benchmark notes).
         exposure_enhance: exposure mode only: the released script's [16, 235] range mapping and CLAHE.
         threads: torch CPU threads for the pass (None: leave torch's setting).
-        fast: run the inference form :class:`mfif.nets.ifcnn.FastIFCNN` (conv1 and conv2 merged
+        fast: run the inference form :class:`mfif.models.ifcnn.network.FastIFCNN` (conv1 and conv2 merged
             into one 9x9 conv, BatchNorm folded; same results up to float rounding). False runs
             the released layer chain as it is.
     """

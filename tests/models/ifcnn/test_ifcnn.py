@@ -1,4 +1,4 @@
-"""IFCNN (:mod:`mfif.nets.ifcnn`, :mod:`mfif.learned.ifcnn`): parity with the authors' released
+"""IFCNN (:mod:`mfif.models.ifcnn.network`, :mod:`mfif.models.ifcnn.pipeline`): parity with the authors' released
 outputs, order independence, tiling, modes, weights loading and errors.
 
 Parity reference: ``shared/reference/ifcnn/expected`` are the authors' own output files (made by
@@ -20,8 +20,8 @@ import torch
 import mfif
 from mfif.errors import InputError, WeightsError
 from mfif.io import read_image
-from mfif.learned.ifcnn import IFCNNOptions, ifcnn_fusion, run_network, tile_ranges
-from mfif.nets.ifcnn import IFCNN, build_ifcnn, default_weights_path, fold_batchnorm, fuse_features
+from mfif.models.ifcnn.pipeline import IFCNNOptions, ifcnn_fusion, run_network, tile_ranges
+from mfif.models.ifcnn.network import IFCNN, build_ifcnn, default_weights_path, fold_batchnorm, fuse_features
 
 
 def _random_net(rule="max", seed=0):
@@ -161,7 +161,7 @@ def test_wrong_weights_are_refused(tmp_path):
 
 
 def test_missing_shipped_weights_is_a_clear_error(monkeypatch, tmp_path):
-    import mfif.nets.ifcnn as nets_ifcnn
+    import mfif.models.ifcnn.network as nets_ifcnn
 
     monkeypatch.setattr(nets_ifcnn, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(WeightsError, match="no shipped IFCNN weights"):
@@ -307,7 +307,7 @@ def test_method_table_has_the_three_rules():
 
 
 def test_fast_inference_form_matches_the_released_chain():
-    from mfif.nets.ifcnn import FastIFCNN
+    from mfif.models.ifcnn.network import FastIFCNN
 
     net = _random_net("mean")
     fast = FastIFCNN(net)

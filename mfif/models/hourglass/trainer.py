@@ -327,14 +327,14 @@ class HourglassTrainConfig:
         return HourglassTrainConfig(**d)
 
     def net_config(self):
-        from mfif.nets.hourglass import HourglassConfig
+        from mfif.models.hourglass.network import HourglassConfig
 
         return HourglassConfig(variant=self.variant, base=self.base, depth=self.depth, residual=self.residual)
 
 
 def default_train_root() -> Path:
     env = os.environ.get("MFIF_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
     return base / "data" / "train"
 
 
@@ -402,7 +402,7 @@ def _validate(cfg, net, pairs, device) -> dict:
 
 def _load_init_weights(net, cfg: HourglassTrainConfig) -> None:
     """Load ``cfg.init_weights`` into ``net`` (fp16 files are widened); the architectures must match."""
-    from mfif.nets.hourglass import check_state_dict, read_hourglass_weights
+    from mfif.models.hourglass.network import check_state_dict, read_hourglass_weights
 
     state, info = read_hourglass_weights(cfg.init_weights)
     if asdict(info.config) != asdict(net.config):
@@ -421,9 +421,9 @@ def train(cfg: HourglassTrainConfig, *, resume: bool | str = False, progress: bo
     import torch
     from tqdm import tqdm
 
-    from mfif.nets.device import resolve_device
+    from mfif.models.device import resolve_device
     from mfif.models.weights import provenance
-    from mfif.nets.hourglass import HourglassNet, save_hourglass_weights
+    from mfif.models.hourglass.network import HourglassNet, save_hourglass_weights
 
     cfg = cfg.resolved()
     out = Path(cfg.out)
@@ -523,7 +523,7 @@ def train(cfg: HourglassTrainConfig, *, resume: bool | str = False, progress: bo
 
 
 # ---------------------------------------------------------------------------------------------
-# command line (``mfif train hf-seg|hf-reg``, table in :mod:`mfif.train.cli`)
+# command line (``mfif train hf-seg|hf-reg``, table in :mod:`mfif.models.train_cli`)
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:

@@ -13,7 +13,7 @@ ba              decide: 64x64 window (32) + boundary box (window // 2) + 2;     
                 finish: one-hot blend (0)                                              regions
 hf-seg, hf-reg  the U-Net, :func:`hourglass_receptive_radius` (137 for depth 4) + 3,   none
                 times the N - 1 chained steps of a series fold; grid 2^depth
-ifcnn-*         :data:`mfif.nets.ifcnn.RECEPTIVE_RADIUS` (5) + 2                        none
+ifcnn-*         :data:`mfif.models.ifcnn.network.RECEPTIVE_RADIUS` (5) + 2                        none
 ==============  ====================================================================  =========
 
 Pairwise methods that fold more than two frames in series (``ba``; ``cnn`` with
@@ -45,7 +45,7 @@ LIU_DECIDE_HALO = 24  # a pixel's focus value depends on input rows y - 19 .. y 
 def _liu_decide(stack: np.ndarray, o) -> np.ndarray:
     """Local part of the Liu pipeline: the argmax / thresholded focus map, no small-region removal
     (pair: 0 = frame A, as ``liu_cnn_fusion``'s decision)."""
-    from mfif.learned.liu_cnn import liu_cnn_fusion
+    from mfif.models.liu_cnn.pipeline import liu_cnn_fusion
 
     local = dataclasses.replace(o, area_fraction=0.0, radius=0)
     return np.asarray(liu_cnn_fusion(stack, local).decision, np.int32)
@@ -102,7 +102,7 @@ def liu_cnn_tile_plan(options, shape: tuple[int, ...]):
 def _ba_decide(pair: np.ndarray, o) -> np.ndarray:
     """Initial scores, boundary mask and boundary-net refinement of a pair tile, thresholded
     (0 = frame A), without small-region removal."""
-    from mfif.learned.ba import ba_fusion
+    from mfif.models.ba.pipeline import ba_fusion
 
     local = dataclasses.replace(o, area_fraction=0.0)
     return np.asarray(ba_fusion(pair, local).decision, np.int32)
@@ -125,7 +125,7 @@ def ba_tile_plan(options, shape: tuple[int, ...]):
     """Plan of ``ba``: the 64x64 window of every pixel's score (reflection padding only at the true
     image border), the boundary box and the boundary net per tile; small-region removal on the
     full map; a one-hot blend. More than two frames fold in series (``series=True``)."""
-    from mfif.nets.ba_resnet import PATCH
+    from mfif.models.ba.network import PATCH
 
     halo = PATCH // 2 + max(options.window, 1) // 2 + 2
     return TilePlan(halo=halo, grid=1, options=options, decide=_ba_decide, global_step=_ba_global,
@@ -137,7 +137,7 @@ def ba_tile_plan(options, shape: tuple[int, ...]):
 
 
 def hourglass_receptive_radius(depth: int) -> int:
-    """Receptive radius (pixels) of :class:`mfif.nets.hourglass.HourglassNet` with ``depth``
+    """Receptive radius (pixels) of :class:`mfif.models.hourglass.network.HourglassNet` with ``depth``
     poolings, along its deepest path: two 3x3 convs per level (2 * 2^k each, encoder and decoder),
     2x2 max-pool (2^k), bilinear x2 upsampling (one coarse pixel, 2^(k+1))."""
     enc = sum(2 * 2 ** k for k in range(depth + 1))
@@ -148,7 +148,7 @@ def hourglass_receptive_radius(depth: int) -> int:
 
 
 def _hourglass_plan(variant: str, options, shape: tuple[int, ...]):
-    from mfif.learned.hourglass import load_network
+    from mfif.models.hourglass.pipeline import load_network
 
     depth = load_network(variant, options.weights, options.device, options.init).config.depth
     n = shape[0]
@@ -174,7 +174,7 @@ def hf_reg_tile_plan(options, shape: tuple[int, ...]):
 def ifcnn_tile_plan(options, shape: tuple[int, ...]):
     """Plan of ``ifcnn-*``: the network's 11x11 receptive field; exposure + enhance (CLAHE over the
     whole image) is not local and only approximated."""
-    from mfif.nets.ifcnn import RECEPTIVE_RADIUS
+    from mfif.models.ifcnn.network import RECEPTIVE_RADIUS
 
     approximate = options.mode == "exposure" and options.exposure_enhance
     return TilePlan(halo=RECEPTIVE_RADIUS + 2, grid=1, options=options, approximate=approximate)

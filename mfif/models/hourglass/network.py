@@ -193,7 +193,7 @@ class HourglassWeightsInfo:
 
 
 def default_weights_path(variant: str) -> Path:
-    """The shipped weights of ``variant`` (trained by :mod:`mfif.train.hourglass`)."""
+    """The shipped weights of ``variant`` (trained by :mod:`mfif.models.hourglass.trainer`)."""
     return WEIGHTS_DIR / f"hf_{check_variant(variant)}{SUFFIX}"
 
 

@@ -1,4 +1,4 @@
-"""The ``ba`` method (:mod:`mfif.learned.ba`) and its trainer (:mod:`mfif.train.ba`): exact tiled
+"""The ``ba`` method (:mod:`mfif.models.ba.pipeline`) and its trainer (:mod:`mfif.models.ba.trainer`): exact tiled
 refinement and strips, the maps, swapped inputs, shipped weights, N > 2, bad options and weights,
 and a tiny training run that lowers the loss and resumes."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 
 import mfif
 from mfif.errors import InputError, WeightsError
-from mfif.learned.ba import BAOptions, ba_fusion, boundary_mask, load_network, pixel_scores, refine_scores
-from mfif.nets.ba_resnet import default_weights_path, save_ba_weights
+from mfif.models.ba.pipeline import BAOptions, ba_fusion, boundary_mask, load_network, pixel_scores, refine_scores
+from mfif.models.ba.network import default_weights_path, save_ba_weights
 from tests.helpers import complementary_pair, textured_image
 
 SHIPPED = default_weights_path("initial").is_file() and default_weights_path("boundary").is_file()
@@ -148,8 +148,8 @@ def _tiny_data(root):
 
 
 def test_tiny_training_lowers_loss_and_resumes(tmp_path):
-    from mfif.nets.ba_resnet import build_ba_resnet
-    from mfif.train.ba import BATrainConfig, photo_sources, train_ba
+    from mfif.models.ba.network import build_ba_resnet
+    from mfif.models.ba.trainer import BATrainConfig, photo_sources, train_ba
 
     data = _tiny_data(tmp_path / "data")
     train_src, val_src = photo_sources(data)

@@ -5,7 +5,7 @@ network", ICME 2019, Sec. 2. Stages, for a pair (A, B):
 
 1. grey: 0.298936 R + 0.587043 G + 0.114021 B on [0, 1] values (:func:`mfif.decision.luminance`);
 2. initial score map S0 (H, W): p(A in focus) of the 64x64 window around every pixel from the
-   initial net (:mod:`mfif.nets.ba_resnet`), computed densely and exactly (the image is
+   initial net (:mod:`mfif.models.ba.network`), computed densely and exactly (the image is
    reflection padded, 32 pixels before and 31 after; see :func:`pixel_scores`);
 3. near the focused/defocused boundary (FDB): the mean of S0 over a ``window`` x ``window`` box
    (clipped at the image border, :func:`mfif.decision.box_mean`) is close to 0.5:
@@ -44,7 +44,7 @@ their argmax; ``maps`` are those of the last step.
 
 Example:
     >>> import numpy as np
-    >>> from mfif.learned.ba import BAOptions, ba_fusion
+    >>> from mfif.models.ba.pipeline import BAOptions, ba_fusion
     >>> stack = np.random.rand(2, 1, 40, 48).astype(np.float32)
     >>> res = ba_fusion(stack, BAOptions(init="random"))
     >>> res.fused.shape, sorted(res.maps)
@@ -60,10 +60,10 @@ import torch
 
 from mfif.decision import blend, box_mean, luminance, one_hot, remove_small_regions
 from mfif.errors import InputError
-from mfif.nets.ba_resnet import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
+from mfif.models.ba.network import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
 from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
-from mfif.nets.device import resolve_device
+from mfif.models.device import resolve_device
 
 WINDOW = 7  # boundary window (pixels), chosen on synthetic validation data (benchmarks/ba_tune.py)
 TAU = 0.45  # |window mean - 0.5| < TAU marks a pixel near the boundary

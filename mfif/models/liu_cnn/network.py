@@ -397,7 +397,7 @@ def check_state_dict(state: dict, variant: str, source: str = "weights") -> None
 
 
 def default_weights_path(variant: str) -> Path:
-    """The shipped weights of ``variant`` (trained by :mod:`mfif.train.liu_cnn`)."""
+    """The shipped weights of ``variant`` (trained by :mod:`mfif.models.liu_cnn.trainer`)."""
     return WEIGHTS_DIR / f"liu_cnn_{check_variant(variant)}{SUFFIX}"
 
 

@@ -4,7 +4,7 @@ Y. Liu, X. Chen, H. Peng, Z. Wang, "Multi-focus image fusion with a deep convolu
 network", Information Fusion 36 (2017) 191-207, Sec. 3.4. Stages, for a pair (A, B):
 
 1. grey: 0.298936 R + 0.587043 G + 0.114021 B on [0, 1] values (:func:`mfif.decision.luminance`);
-2. dense score map: the siamese network run fully convolutionally (:mod:`mfif.nets.liu_cnn`),
+2. dense score map: the siamese network run fully convolutionally (:mod:`mfif.models.liu_cnn.network`),
    score (j, i) = p(A in focus) for the 16x16 patches at (2j, 2i), stable softmax;
 3. focus map: each pixel averages every score whose patch covers it (:func:`focus_map_from_scores`);
 4. initial segmentation: map > 0.5 (1 = A);
@@ -32,7 +32,7 @@ test against the authors' outputs checks the paper's pipeline unchanged.
 
 Example:
     >>> import numpy as np
-    >>> from mfif.learned.liu_cnn import LiuCNNOptions, liu_cnn_fusion
+    >>> from mfif.models.liu_cnn.pipeline import LiuCNNOptions, liu_cnn_fusion
     >>> stack = np.random.rand(2, 1, 48, 40).astype(np.float32)
     >>> res = liu_cnn_fusion(stack, LiuCNNOptions(variant="slight", weights=None, init="random"))
     >>> res.fused.shape, res.weights.shape, res.maps["focus"].shape
@@ -49,11 +49,11 @@ import torch
 from mfif.decision import (blend, guided_filter, luminance, normalize_weights, one_hot, remove_small_regions,
                            remove_small_regions_multi)
 from mfif.errors import InputError
-from mfif.nets.liu_cnn import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
+from mfif.models.liu_cnn.network import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
                                score_map_size)
 from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
-from mfif.nets.device import resolve_device
+from mfif.models.device import resolve_device
 
 MODES = ("nway", "series")
 

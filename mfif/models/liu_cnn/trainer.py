@@ -239,7 +239,7 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from mfif.nets.liu_cnn import LiuCNN, save_liu_weights
+    from mfif.models.liu_cnn.network import LiuCNN, save_liu_weights
 
     cfg = cfg.resolved()
     out = Path(cfg.out)
@@ -335,7 +335,7 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     atomic_save({"model": net.state_dict(), "variant": cfg.variant, "config": dataclasses.asdict(cfg),
                   "summary": json.loads(json.dumps(summary, default=str))}, out / "final.pt")
     if cfg.export:
-        from mfif.nets.liu_cnn import build_liu_cnn
+        from mfif.models.liu_cnn.network import build_liu_cnn
 
         from mfif.models.weights import provenance
 
@@ -388,12 +388,12 @@ def model_card(summary: dict) -> str:
   real multi-focus patches after 20M examples on a GPU.
 - **Storage**: `torch.save` dict (`format`, `variant`, `state_dict`, `meta`); tensors fp16, tensors with
   more than 1M elements (fc1) int8 with one fp16 scale per output channel; loads with
-  `torch.load(weights_only=True)` via `mfif.nets.liu_cnn.build_liu_cnn`.
+  `torch.load(weights_only=True)` via `mfif.models.liu_cnn.network.build_liu_cnn`.
 """
 
 
 # ---------------------------------------------------------------------------------------------
-# command line (wired by mfif.train.cli)
+# command line (wired by mfif.models.train_cli)
 
 
 def add_arguments(parser, name: str) -> None:

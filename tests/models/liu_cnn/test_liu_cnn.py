@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from mfif.errors import WeightsError
-from mfif.learned.liu_cnn import (LiuCNNOptions, focus_map_from_scores, liu_cnn_fusion, pair_score_map,
+from mfif.models.liu_cnn.pipeline import (LiuCNNOptions, focus_map_from_scores, liu_cnn_fusion, pair_score_map,
                                   pairwise_score_maps)
-from mfif.nets.liu_cnn import (CONTEXT, LiuCNN, build_liu_cnn, flops_per_pair, load_mat_weights, logits_to_focus,
+from mfif.models.liu_cnn.network import (CONTEXT, LiuCNN, build_liu_cnn, flops_per_pair, load_mat_weights, logits_to_focus,
                                save_liu_weights, score_map_size)
 from tests.helpers import gaussian_blur, textured_image
 
@@ -210,7 +210,7 @@ def test_saved_weights_round_trip(tmp_path, variant):
 
 @pytest.mark.parametrize("variant", ["slight", "original"])
 def test_shipped_weights_load(variant):
-    from mfif.nets.liu_cnn import default_weights_path
+    from mfif.models.liu_cnn.network import default_weights_path
 
     path = default_weights_path(variant)
     assert path.is_file() and path.with_suffix(".md").is_file()  # weights and model card ship together
@@ -382,7 +382,7 @@ def _photo_folder(root):
 
 
 def test_tiny_training_decreases_loss_and_resumes(tmp_path):
-    from mfif.train.liu_cnn import LiuTrainConfig, evaluate, make_liu_pairs, photo_files, train_liu_cnn
+    from mfif.models.liu_cnn.trainer import LiuTrainConfig, evaluate, make_liu_pairs, photo_files, train_liu_cnn
 
     data = _photo_folder(tmp_path / "photos")
     common = dict(variant="slight", data=str(data), pairs=96, epochs=1, batch_size=16, val_pairs=100,
