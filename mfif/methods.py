@@ -37,6 +37,8 @@ class MethodSpec:
             receptive field (tiles only on request, approximately).
         weights: file names in ``mfif/weights`` that the method loads by default (learned methods):
             a retrained file invalidates exactly this method's cached evaluation results.
+        order_independent: the fused image does not depend on the order of the frames (with the
+            default options; checked by ``tests/test_methods.py``).
     """
 
     name: str
@@ -50,6 +52,7 @@ class MethodSpec:
     stream_tile: bool = False
     tile_plan: str | None = None
     weights: tuple[str, ...] = ()
+    order_independent: bool = False
 
     def load(self) -> tuple[Callable, type]:
         mod = importlib.import_module(self.module)
@@ -89,46 +92,50 @@ class MethodSpec:
 _SPECS = (
     MethodSpec("average", "pixel-wise mean of the frames (the reference baseline)",
                "mfif.classical.average", "average_fusion", "AverageOptions", stream="average_stream",
-               tile_plan="average_tile_plan"),
+               tile_plan="average_tile_plan", order_independent=True),
     MethodSpec("laplacian", "Laplacian pyramid, max-abs detail with consistency check, averaged base (Burt & Adelson 1983)",
                "mfif.classical.laplacian", "laplacian_pyramid_fusion", "LaplacianOptions", stream="laplacian_pyramid_stream",
-               tile_plan="laplacian_tile_plan"),
+               tile_plan="laplacian_tile_plan", order_independent=True),
     MethodSpec("dwt", "discrete wavelet transform, max-abs detail, averaged approximation (Li et al. 1995)",
                "mfif.classical.dwt", "wavelet_fusion", "WaveletOptions", stream="wavelet_stream",
-               tile_plan="wavelet_tile_plan"),
+               tile_plan="wavelet_tile_plan", order_independent=True),
     MethodSpec("gff", "guided filtering fusion, two-scale (Li, Kang, Hu 2013)",
                "mfif.classical.gff", "guided_filtering_fusion", "GFFOptions", stream="guided_filtering_stream",
-               stream_tile=True, tile_plan="gff_tile_plan"),
+               stream_tile=True, tile_plan="gff_tile_plan", order_independent=True),
     MethodSpec("dct-cv", "DCT-domain block variance with consistency verification (Haghighat et al. 2011)",
                "mfif.classical.dct_cv", "dct_variance_fusion", "DCTOptions", stream="dct_variance_stream",
-               tile_plan="dct_tile_plan"),
+               tile_plan="dct_tile_plan", order_independent=True),
     MethodSpec("sml", "sum-modified-Laplacian choose-max, small-region removal, guided refinement",
                "mfif.classical.sml", "sml_fusion", "SMLOptions", stream="sml_stream",
-               stream_tile=True, tile_plan="sml_tile_plan"),
+               stream_tile=True, tile_plan="sml_tile_plan", order_independent=True),
     MethodSpec("hf-seg", "hourglass U-Net focus-map segmentation, weighted average (Guerrero Pena et al. 2019)",
                "mfif.models.hourglass.pipeline", "hf_seg_fusion", "HFSegOptions", kind="learned",
-               weights=("hf_seg.safetensors",), tile_plan="mfif.models.tile_plans:hf_seg_tile_plan"),
+               weights=("hf_seg.safetensors",), tile_plan="mfif.models.hourglass.tile_plan:hf_seg_tile_plan"),
     MethodSpec("hf-reg", "hourglass U-Net regressing the all-in-focus image, optional Near (Guerrero Pena et al. 2019)",
                "mfif.models.hourglass.pipeline", "hf_reg_fusion", "HFRegOptions", kind="learned",
-               weights=("hf_reg.safetensors",), tile_plan="mfif.models.tile_plans:hf_reg_tile_plan"),
+               weights=("hf_reg.safetensors",), tile_plan="mfif.models.hourglass.tile_plan:hf_reg_tile_plan"),
     MethodSpec("cnn", "siamese CNN focus map, small-region removal, guided filter (Liu et al. 2017)",
                "mfif.models.liu_cnn.pipeline", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
-               defaults=(("variant", "original"),), weights=("liu_cnn_original.safetensors",), tile_plan="mfif.models.tile_plans:liu_cnn_tile_plan"),
+               defaults=(("variant", "original"),), weights=("liu_cnn_original.safetensors",), tile_plan="mfif.models.liu_cnn.tile_plan:liu_cnn_tile_plan"),
     MethodSpec("cnn-slight", "Liu et al. 2017 CNN without fc1 (the authors' released 'slight' model)",
                "mfif.models.liu_cnn.pipeline", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
-               defaults=(("variant", "slight"),), weights=("liu_cnn_slight.safetensors",), tile_plan="mfif.models.tile_plans:liu_cnn_tile_plan"),
+               defaults=(("variant", "slight"),), weights=("liu_cnn_slight.safetensors",), tile_plan="mfif.models.liu_cnn.tile_plan:liu_cnn_tile_plan"),
     MethodSpec("ifcnn-max", "IFCNN, elementwise-max feature fusion (Zhang et al. 2020); --mode multifocus|infrared|medical|exposure",
                "mfif.models.ifcnn.pipeline", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "max"),), weights=("ifcnn-max.safetensors",), tile_plan="mfif.models.tile_plans:ifcnn_tile_plan"),
+               defaults=(("fuse_rule", "max"),), weights=("ifcnn-max.safetensors",), tile_plan="mfif.models.ifcnn.tile_plan:ifcnn_tile_plan",
+               order_independent=True),
     MethodSpec("ifcnn-mean", "IFCNN, elementwise-mean feature fusion (the paper's choice for multi-exposure stacks)",
                "mfif.models.ifcnn.pipeline", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "mean"),), weights=("ifcnn-mean.safetensors",), tile_plan="mfif.models.tile_plans:ifcnn_tile_plan"),
+               defaults=(("fuse_rule", "mean"),), weights=("ifcnn-mean.safetensors",), tile_plan="mfif.models.ifcnn.tile_plan:ifcnn_tile_plan",
+               order_independent=True),
     MethodSpec("ifcnn-sum", "IFCNN, elementwise-sum feature fusion",
                "mfif.models.ifcnn.pipeline", "ifcnn_fusion", "IFCNNOptions", kind="learned",
-               defaults=(("fuse_rule", "sum"),), weights=("ifcnn-sum.safetensors",), tile_plan="mfif.models.tile_plans:ifcnn_tile_plan"),
+               defaults=(("fuse_rule", "sum"),), weights=("ifcnn-sum.safetensors",), tile_plan="mfif.models.ifcnn.tile_plan:ifcnn_tile_plan",
+               order_independent=True),
     MethodSpec("ba", "boundary-aware 2-channel ResNets: initial net + boundary refinement net (Ma et al. 2019)",
                "mfif.models.ba.pipeline", "ba_fusion", "BAOptions", kind="learned",
-               weights=("ba_initial.safetensors", "ba_boundary.safetensors"), tile_plan="mfif.models.tile_plans:ba_tile_plan"),
+               weights=("ba_initial.safetensors", "ba_boundary.safetensors"), tile_plan="mfif.models.ba.tile_plan:ba_tile_plan",
+               order_independent=True),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

@@ -1,4 +1,4 @@
-"""Tile plans of the learned methods (mfif.models.tile_plans): tiled == one pass to within 1/255
+"""Tile plans of the learned methods (mfif.models.<name>.tile_plan): tiled == one pass to within 1/255
 with the shipped weights (IFCNN: random weights, none are shipped yet), and each declared halo
 covers the measured reach of the network (a changed input pixel never changes an output pixel
 farther away than the halo)."""
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfif.models.tile_plans import LIU_DECIDE_HALO, hourglass_receptive_radius
+from mfif.models.hourglass.tile_plan import hourglass_receptive_radius
+from mfif.models.liu_cnn.tile_plan import LIU_DECIDE_HALO
 from mfif.methods import METHODS
 from mfif.stacking import auto_tile, fuse_frames
 from mfif.tiling import tile_plan, tiled_fusion
