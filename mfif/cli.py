@@ -75,6 +75,13 @@ def _save_maps(result, path: Path, n_sources: int, inputs) -> list[Path]:
     return written
 
 
+def _uniform(weights) -> bool:
+    """True when every frame has the same weight at every pixel (a mean: no frame is chosen)."""
+    import numpy as np
+
+    return bool(np.all(np.ptp(np.asarray(weights), axis=0) == 0))
+
+
 def _align_options(args):
     from mfif.align import AlignOptions
 
@@ -119,10 +126,10 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
         _save_maps(result, Path(save_map), len(frames), paths)
     if depth_map:
         depth = result.decision if result.decision is not None else (
-            None if result.weights is None else result.weights.argmax(axis=0))
-        if (depth is None or spec.name == "average") and batch:
+            None if result.weights is None or _uniform(result.weights) else result.weights.argmax(axis=0))
+        if depth is None and batch:
             pass  # a batch asks for depth maps where there are any
-        elif depth is None or spec.name == "average":
+        elif depth is None:
             raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
         else:
             write_depth_map(depth_map, depth, len(frames), inputs=paths)

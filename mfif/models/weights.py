@@ -162,3 +162,28 @@ def provenance(data_root: str | os.PathLike | None) -> dict[str, str]:
     import sys
 
     return {"training_command": shlex.join(sys.argv), "data_digest": data_digest(data_root) if data_root else ""}
+
+
+def check_state_dict(state: dict, expected: dict[str, tuple[int, ...]], *, source: str, network: str) -> None:
+    """Raise :class:`WeightsError` unless ``state`` has exactly the keys of ``expected`` (name ->
+    shape), each a tensor of that shape with finite values; the message names ``source`` (the file)
+    and ``network`` (e.g. "the slight Liu CNN") and the first offending keys."""
+    import torch
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
+
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = ([f"missing {listed(missing)}"] if missing else []) + (
+            [f"unexpected {listed(unexpected)}"] if unexpected else [])
+        raise WeightsError(f"{source}: not weights of {network} ({'; '.join(parts)})")
+    for key, shape in expected.items():
+        value = state[key]
+        if not torch.is_tensor(value):
+            raise WeightsError(f"{source}: '{key}' is a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != tuple(shape):
+            raise WeightsError(f"{source}: '{key}' has shape {tuple(value.shape)}, expected {tuple(shape)} for {network}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsError(f"{source}: '{key}' contains NaN or infinite values")

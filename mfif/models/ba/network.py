@@ -73,6 +73,7 @@ from torch import nn
 
 from mfif.errors import InputError, WeightsError
 from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
+from mfif.models.weights import check_state_dict as check_weights
 
 PATCH = 64  # input window
 CENTRE = 32  # index of the labelled pixel inside the window (rows/cols 0..63)
@@ -336,21 +337,7 @@ def default_weights_path(role: str) -> Path:
 def check_state_dict(state: dict, config: BAConfig, source: str = "weights") -> None:
     """Raise :class:`WeightsError` unless ``state`` has exactly the keys and shapes of ``config``."""
     expected = {k: tuple(v.shape) for k, v in BAResNet(config).state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"{source}: not a BA ResNet state dict for {config}: "
-                           + (f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}" if missing else "")
-                           + ("; " if missing and unexpected else "")
-                           + (f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}" if unexpected else ""))
-    for key, shape in expected.items():
-        value = state[key]
-        if not torch.is_tensor(value):
-            raise WeightsError(f"{source}: '{key}' is a {type(value).__name__}, not a tensor")
-        if tuple(value.shape) != shape:
-            raise WeightsError(f"{source}: '{key}' has shape {tuple(value.shape)}, expected {shape}")
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise WeightsError(f"{source}: '{key}' contains NaN or infinite values")
+    check_weights(state, expected, source=source, network=f"the BA ResNet {config}")
 
 
 def load_ba_weights(path: str | os.PathLike, role: str | None = None) -> tuple[dict, BAWeightsInfo]:

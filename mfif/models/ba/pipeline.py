@@ -62,6 +62,7 @@ from mfif.decision import blend, box_mean, luminance, one_hot, remove_small_regi
 from mfif.errors import InputError
 from mfif.models.ba.network import PATCH, BAResNet, build_ba_resnet, for_inference, logits_to_focus, pad_for_pixels
 from mfif.models.cache import cached_network, file_key
+from mfif.models.series import series_fold
 from mfif.result import FusionResult
 from mfif.models.device import resolve_device
 
@@ -269,16 +270,7 @@ def ba_fusion(stack: np.ndarray, options: BAOptions | None = None) -> FusionResu
     initial_net = load_network("initial", o.weights, o.device, o.init)
     boundary_net = load_network("boundary", o.boundary_weights, o.device, o.init) if o.refine else None
     n = stack.shape[0]
-    current = stack[0]
-    weights = np.zeros((n,) + stack.shape[2:], np.float32)
-    weights[0] = 1.0
-    last = None
-    for k in range(1, n):
-        last = fuse_pair(np.stack([current, stack[k]]), o, initial_net, boundary_net)
-        wa, wb = last["weights"]
-        weights[:k] *= wa
-        weights[k] = wb
-        current = last["fused"]
+    current, weights, last = series_fold(stack, lambda pair: fuse_pair(pair, o, initial_net, boundary_net))
     decision = np.argmax(weights, axis=0)
     maps = {"initial": last["initial"], "refined": last["refined"], "final": last["final"].astype(np.float32),
             "boundary": last["near"].astype(np.float32)}

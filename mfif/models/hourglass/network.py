@@ -42,6 +42,7 @@ from torch import nn
 
 from mfif.errors import InputError, WeightsError
 from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
+from mfif.models.weights import check_state_dict as check_weights
 
 VARIANTS = ("seg", "reg")
 OUT_CHANNELS = {"seg": 2, "reg": 3}
@@ -234,20 +235,7 @@ def read_hourglass_weights(path: str | os.PathLike) -> tuple[dict, HourglassWeig
 def check_state_dict(net: HourglassNet, state: dict, source: str = "weights") -> None:
     """Raise :class:`WeightsError` unless ``state`` has exactly ``net``'s keys and shapes, finite."""
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"{source}: wrong keys for the hourglass net {net.config}: "
-                           + (f"missing {', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}" if missing else "")
-                           + ("; " if missing and unexpected else "")
-                           + (f"unexpected {', '.join(unexpected[:4])}{'...' if len(unexpected) > 4 else ''}" if unexpected else ""))
-    for key, shape in expected.items():
-        value = state[key]
-        if not torch.is_tensor(value) or tuple(value.shape) != shape:
-            got = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            raise WeightsError(f"{source}: '{key}' has shape {got}, expected {shape}")
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise WeightsError(f"{source}: '{key}' contains NaN or infinite values")
+    check_weights(state, expected, source=source, network=f"the hourglass net {net.config}")
 
 
 def build_hourglass(variant: str = "seg", weights: str | os.PathLike | dict | None = None, *,

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
-from mfif.models.weights import WEIGHTS_DIR, read_weights
+from mfif.models.weights import WEIGHTS_DIR, check_state_dict, read_weights
 
 FUSE_RULES = ("max", "mean", "sum")
 RECEPTIVE_RADIUS = 5  # 3 (conv1) + 1 (conv2) + 1 (conv3) + 0 (conv4)
@@ -154,21 +154,7 @@ def load_ifcnn_weights(net: IFCNN, weights: str | os.PathLike | dict) -> IFCNN:
     for key, value in own.items():
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''}")
-        raise WeightsError(f"{name}: not IFCNN weights ({'; '.join(parts)})")
-    for key, value in own.items():
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise WeightsError(f"{name}: tensor {key} has shape {tuple(state[key].shape)}, "
-                               f"IFCNN needs {tuple(value.shape)}")
-        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
-            raise WeightsError(f"{name}: tensor {key} contains NaN or Inf")
+    check_state_dict(state, {k: tuple(v.shape) for k, v in own.items()}, source=name, network="IFCNN")
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return net
 

@@ -56,6 +56,7 @@ from mfif.models.ifcnn.network import (IFCNN, IMAGENET_MEAN, IMAGENET_STD, RECEP
                              check_fuse_rule, default_weights_path)
 from mfif.models.cache import cached_network, file_key
 from mfif.result import FusionResult
+from mfif.tiling import local_tiles
 from mfif.models.device import resolve_device
 
 MODES = ("multifocus", "infrared", "medical", "exposure")
@@ -123,15 +124,6 @@ def load_network(options: IFCNNOptions):
 
 # ---------------------------------------------------------------------------------------------
 # the network pass, tile by tile and frame by frame
-
-
-def tile_ranges(length: int, tile: int) -> list[tuple[int, int]]:
-    """Split [0, length) into near-equal pieces of at most ``tile`` (one piece when tile <= 0)."""
-    if tile <= 0 or length <= tile:
-        return [(0, length)]
-    n = math.ceil(length / tile)
-    size = math.ceil(length / n)
-    return [(start, min(length, start + size)) for start in range(0, length, size)]
 
 
 def _autocast(device: torch.device, precision: str):
@@ -202,15 +194,13 @@ def run_network(net, frames: np.ndarray, *, normalize: bool = False, tile: int =
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
-    m = RECEPTIVE_RADIUS
     out = np.empty((3, height, width), np.float32)
     try:
         with torch.inference_mode(), _autocast(device, precision):
-            for y0, y1 in tile_ranges(height, tile):
-                for x0, x1 in tile_ranges(width, tile):
-                    ey0, ey1, ex0, ex1 = max(0, y0 - m), min(height, y1 + m), max(0, x0 - m), min(width, x1 + m)
-                    res = _fuse_tile(net, frames, (ey0, ey1, ex0, ex1), norm, device, precision)
-                    out[:, y0:y1, x0:x1] = res[:, y0 - ey0: y1 - ey0, x0 - ex0: x1 - ex0].cpu().numpy()
+            for core, ext, inner in local_tiles(height, width, RECEPTIVE_RADIUS, tile if tile > 0 else max(height, width)):
+                box = (ext[0].start, ext[0].stop, ext[1].start, ext[1].stop)
+                res = _fuse_tile(net, frames, box, norm, device, precision)
+                out[(slice(None), *core)] = res[(slice(None), *inner)].cpu().numpy()
     finally:
         if threads:
             torch.set_num_threads(old_threads)

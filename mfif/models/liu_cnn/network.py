@@ -55,6 +55,7 @@ from torch import nn
 
 from mfif.errors import InputError, WeightsError
 from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
+from mfif.models.weights import check_state_dict as check_weights
 
 VARIANTS = ("original", "slight")
 PATCH = 16  # training patch size
@@ -380,20 +381,7 @@ def load_pt_weights(path: str | os.PathLike, variant: str | None = None) -> tupl
 
 def check_state_dict(state: dict, variant: str, source: str = "weights") -> None:
     """Raise :class:`WeightsError` unless ``state`` has exactly the keys and shapes of ``variant``."""
-    expected = _expected_shapes(variant)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise WeightsError(f"{source}: wrong keys for the {variant} Liu CNN: "
-                           + (f"missing {', '.join(missing)}" if missing else "")
-                           + ("; " if missing and unexpected else "")
-                           + (f"unexpected {', '.join(unexpected)}" if unexpected else ""))
-    for key, shape in expected.items():
-        got = tuple(state[key].shape)
-        if got != shape:
-            raise WeightsError(f"{source}: '{key}' has shape {got}, expected {shape} for the {variant} Liu CNN")
-        if not torch.isfinite(state[key]).all():
-            raise WeightsError(f"{source}: '{key}' contains NaN or infinite values")
+    check_weights(state, _expected_shapes(variant), source=source, network=f"the {variant} Liu CNN")
 
 
 def default_weights_path(variant: str) -> Path:

@@ -52,6 +52,7 @@ from mfif.errors import InputError
 from mfif.models.liu_cnn.network import (CONTEXT, PATCH, LiuCNN, build_liu_cnn, check_variant, logits_to_focus,
                                score_map_size)
 from mfif.models.cache import cached_network, file_key
+from mfif.models.series import series_fold
 from mfif.result import FusionResult
 from mfif.models.device import resolve_device
 
@@ -261,17 +262,7 @@ def _fuse_pair(net: LiuCNN, pair: np.ndarray, o: LiuCNNOptions) -> dict:
 
 
 def _series(net: LiuCNN, stack: np.ndarray, o: LiuCNNOptions) -> FusionResult:
-    n = stack.shape[0]
-    current = stack[0]
-    weights = np.zeros((n,) + stack.shape[2:], np.float32)
-    weights[0] = 1.0
-    last = None
-    for k in range(1, n):
-        last = _fuse_pair(net, np.stack([current, stack[k]]), o)
-        wa, wb = last["weights"]
-        weights[:k] *= wa
-        weights[k] = wb
-        current = last["fused"]
+    current, weights, last = series_fold(stack, lambda pair: _fuse_pair(net, pair, o))
     fused = np.clip(current, 0.0, 1.0)
     decision = np.argmax(weights, axis=0)
     return FusionResult(fused=fused, weights=weights, decision=decision, score=last["scores"],

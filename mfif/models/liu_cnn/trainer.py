@@ -46,7 +46,6 @@ SCHEDULES = {
     "cpu-fast": dict(optimizer="adam", lr=1e-3, momentum=0.9, weight_decay=0.0, pairs=200_000, epochs=1),
 }
 VARIANT_OF = {"cnn": "original", "cnn-slight": "slight"}
-_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
 
 
 @dataclass
@@ -123,10 +122,11 @@ def photo_files(root: str | os.PathLike, part: str) -> list[Path]:
 
 
 def _grey255(path: Path) -> np.ndarray:
+    from mfif.decision import GREY_WEIGHTS
     from mfif.io import read_image
 
     img = read_image(path)  # (C, H, W) float32 [0, 1]
-    grey = img[0] if img.shape[0] == 1 else np.tensordot(_RGB2GRAY, img, axes=([0], [0]))
+    grey = img[0] if img.shape[0] == 1 else np.tensordot(GREY_WEIGHTS, img, axes=([0], [0]))
     return (grey * 255.0).astype(np.float32)
 
 

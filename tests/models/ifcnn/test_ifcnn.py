@@ -20,7 +20,7 @@ import torch
 import mfif
 from mfif.errors import InputError, WeightsError
 from mfif.io import read_image
-from mfif.models.ifcnn.pipeline import IFCNNOptions, ifcnn_fusion, run_network, tile_ranges
+from mfif.models.ifcnn.pipeline import IFCNNOptions, ifcnn_fusion, run_network
 from mfif.models.ifcnn.network import IFCNN, build_ifcnn, default_weights_path, fold_batchnorm, fuse_features
 
 
@@ -147,7 +147,7 @@ def test_wrong_weights_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="conv4.weight"):
         build_ifcnn("max", bad_shape)
     other_net = {"conv1.weight": torch.zeros(64, 1, 3, 3), "fc.weight": torch.zeros(2, 10)}
-    with pytest.raises(WeightsError, match="not IFCNN weights"):
+    with pytest.raises(WeightsError, match="not weights of IFCNN"):
         build_ifcnn("max", other_net)
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match="junk.pth"):
@@ -238,11 +238,13 @@ def test_tiled_equals_untiled(rule):
         assert np.abs(tiled - full).max() <= 1.0 / 255.0 * 1e-2  # equal up to float rounding
 
 
-def test_tile_ranges_cover_the_image_evenly():
-    assert tile_ranges(520, 768) == [(0, 520)]
-    r = tile_ranges(2048, 768)
-    assert r[0][0] == 0 and r[-1][1] == 2048 and len(r) == 3
-    assert all(a[1] == b[0] for a, b in zip(r, r[1:]))
+def test_tiles_come_from_the_one_tiling_engine():
+    from mfif.tiling import local_tiles
+
+    assert [core for core, _, _ in local_tiles(520, 520, 5, 768)] == [(slice(0, 520), slice(0, 520))]
+    rows = sorted({(core[0].start, core[0].stop) for core, _, _ in local_tiles(2048, 100, 5, 768)})
+    assert rows[0][0] == 0 and rows[-1][1] == 2048 and len(rows) == 3
+    assert all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
 
 
 def test_folded_batchnorm_matches():
