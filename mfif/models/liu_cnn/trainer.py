@@ -386,9 +386,9 @@ def model_card(summary: dict) -> str:
 - **Validation accuracy**: {summary['val_accuracy']:.4f} (float32 weights), {summary.get('val_accuracy_exported', float('nan')):.4f}
   (this file); per blur level (1 = one sigma-2 blur): {levels}. The paper reports 99.49 % on
   real multi-focus patches after 20M examples on a GPU.
-- **Storage**: `torch.save` dict (`format`, `variant`, `state_dict`, `meta`); tensors fp16, tensors with
-  more than 1M elements (fc1) int8 with one fp16 scale per output channel; loads with
-  `torch.load(weights_only=True)` via `mfif.models.liu_cnn.network.build_liu_cnn`.
+- **Storage**: safetensors (format, variant, training metadata, command and data digest in the
+  header); tensors fp16, tensors with more than 1M elements (fc1) int8 with one fp16 scale per
+  output channel; loads via `mfif.models.liu_cnn.network.build_liu_cnn`.
 """
 
 
