@@ -200,3 +200,11 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
             break
     bar.close()
     return FitResult(step, stopped_early, ema)
+
+
+def default_data_root() -> Path:
+    """Where every trainer finds its photos by default: ``$MFIF_SHARED/data/train``, else
+    ``../shared/data/train`` beside this checkout (not relative to the working directory)."""
+    env = os.environ.get("MFIF_SHARED")
+    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+    return base / "data" / "train"

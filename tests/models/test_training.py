@@ -65,3 +65,21 @@ def test_checkpoints_are_plain_data_and_pickles_are_refused(tmp_path):
     assert "weights_only" not in str(info.value)
     with pytest.raises(InputError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_every_trainer_finds_the_photos_in_the_same_place(monkeypatch, tmp_path):
+    from mfif.models.ba.trainer import BATrainConfig
+    from mfif.models.hourglass.trainer import HourglassTrainConfig
+    from mfif.models.ifcnn.trainer import IFCNNTrainConfig
+    from mfif.models.liu_cnn.trainer import LiuTrainConfig
+    from mfif.models.training import default_data_root
+
+    monkeypatch.setenv("MFIF_SHARED", str(tmp_path))
+    root = str(tmp_path / "data" / "train")
+    assert str(default_data_root()) == root
+    assert LiuTrainConfig().resolved().data == root
+    assert BATrainConfig().check().data == root
+    assert HourglassTrainConfig().resolved().train_root == root
+    assert IFCNNTrainConfig().resolved().train_root == root
+    monkeypatch.delenv("MFIF_SHARED")
+    assert default_data_root() == Path(__file__).resolve().parents[3] / "shared" / "data" / "train"

@@ -63,7 +63,7 @@ import numpy as np
 
 from mfif.errors import InputError
 from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
-                                  fit, load_checkpoint, resume_path)
+                                  default_data_root, fit, load_checkpoint, resume_path)
 
 NETS = ("initial", "boundary")
 PATCH, CENTRE = 64, 32
@@ -77,7 +77,7 @@ class BATrainConfig:
     """One training run (every field is a ``--flag`` of ``mfif train ba``)."""
 
     net: str = "initial"
-    data: str = "../shared/data/train"
+    data: str = ""
     out: str = "runs/ba"
     arch: str = "resnet20-narrow"
     steps: int = 300
@@ -114,6 +114,8 @@ class BATrainConfig:
         if self.steps < 1 or self.pool < 1 or self.refresh < 0 or self.val_scenes < 0 or self.val_patches < 1:
             raise InputError("steps, pool, val-patches must be >= 1, refresh and val-scenes >= 0")
         parse_mix(self.mix)
+        if not self.data:
+            self.data = str(default_data_root())
         return self
 
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from mfif.errors import InputError
 from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
-                                  check_resume_config, load_checkpoint, resume_path)
+                                  check_resume_config, default_data_root, load_checkpoint, resume_path)
 
 # torch is imported inside the functions: ``mfif`` builds every subcommand's flags at start-up
 # (:func:`add_arguments`), and ``mfif list`` / classical methods must not pay for importing torch.
@@ -323,19 +323,13 @@ class HourglassTrainConfig:
         d["loss"] = loss
         d["sigma"] = (float(lo), float(hi))
         if not d["train_root"]:
-            d["train_root"] = str(default_train_root())
+            d["train_root"] = str(default_data_root())
         return HourglassTrainConfig(**d)
 
     def net_config(self):
         from mfif.models.hourglass.network import HourglassConfig
 
         return HourglassConfig(variant=self.variant, base=self.base, depth=self.depth, residual=self.residual)
-
-
-def default_train_root() -> Path:
-    env = os.environ.get("MFIF_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
-    return base / "data" / "train"
 
 
 def _lr_at(cfg: HourglassTrainConfig, step: int, elapsed_s: float = 0.0) -> float:

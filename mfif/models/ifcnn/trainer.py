@@ -59,7 +59,7 @@ import numpy as np
 
 from mfif.errors import InputError
 from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
-                                  check_resume_config, load_checkpoint, resume_path)
+                                  check_resume_config, default_data_root, load_checkpoint, resume_path)
 
 # torch is imported inside the functions (the CLI builds every trainer's flags at start-up).
 
@@ -205,12 +205,6 @@ def fine_loss(pred, target, kind: str, w_ssim: float, w_grad: float):
 # configuration
 
 
-def default_train_root() -> Path:
-    env = os.environ.get("MFIF_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
-    return base / "data" / "train"
-
-
 @dataclass
 class IFCNNTrainConfig:
     """One training run (stored in every checkpoint).
@@ -284,7 +278,7 @@ class IFCNNTrainConfig:
         if d["lr"] <= 0:
             raise InputError(f"learning rate must be > 0, got {d['lr']}")
         if not d["train_root"]:
-            d["train_root"] = str(default_train_root())
+            d["train_root"] = str(default_data_root())
         return IFCNNTrainConfig(**d)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from mfif.errors import InputError
 from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
-                                  fit, load_checkpoint, resume_path)
+                                  default_data_root, fit, load_checkpoint, resume_path)
 
 SCHEDULES = {
     "paper": dict(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4, pairs=1_000_000, epochs=10),
@@ -56,7 +56,7 @@ class LiuTrainConfig:
     """
 
     variant: str = "slight"
-    data: str = "../shared/data/train"
+    data: str = ""
     out: str = "runs/liu_cnn"
     schedule: str = "cpu-fast"
     optimizer: str | None = None
@@ -86,6 +86,7 @@ class LiuTrainConfig:
             raise InputError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         values = {k: (v if v is not None else SCHEDULES[self.schedule].get(k))
                   for k, v in dataclasses.asdict(self).items()}
+        values["data"] = values["data"] or str(default_data_root())
         cfg = LiuTrainConfig(**values)
         if cfg.variant not in ("original", "slight"):
             raise InputError(f"unknown variant {cfg.variant!r}")
