@@ -45,8 +45,8 @@ def test_pair(size: int, seed: int = 0) -> np.ndarray:
 
 
 def main() -> int:
-    from mfif.learned.ba import BAOptions, ba_fusion, boundary_mask, load_network, pixel_scores, refine_scores
-    from mfif.nets.ba_resnet import default_weights_path, macs_per_pixel
+    from mfif.models.ba.pipeline import BAOptions, ba_fusion, boundary_mask, load_network, pixel_scores, refine_scores
+    from mfif.models.ba.network import default_weights_path, macs_per_pixel
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=520)

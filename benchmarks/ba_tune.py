@@ -1,9 +1,9 @@
 """Validation of the BA nets and the choice of the boundary window w and threshold tau (issue 7).
 
     flock /tmp/mfif-heavy.lock python benchmarks/ba_tune.py --out benchmarks/results/ba_tune.json \
-        [--initial mfif/weights/ba_initial.pt] [--boundary mfif/weights/ba_boundary.pt] [--scenes 36]
+        [--initial mfif/weights/ba_initial.safetensors] [--boundary mfif/weights/ba_boundary.safetensors] [--scenes 36]
 
-1. Patch accuracy of each net on the held-apart validation patches of :mod:`mfif.train.ba`
+1. Patch accuracy of each net on the held-apart validation patches of :mod:`mfif.models.ba.trainer`
    (alpha-matting GT24..GT27 over BSDS500 ``val``, and layered scenes of BSDS500 ``val``; seed 0,
    both orders): overall (random positions) and near-boundary (>= 10 % focused and defocused).
 2. Whole held-apart scenes (a different seed): the initial score map S0 (both input orders
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mfif.decision import remove_small_regions  # noqa: E402
-from mfif.learned.ba import boundary_mask, load_network, pixel_scores  # noqa: E402
-from mfif.train.ba import (SOURCES, evaluate, has_boundary, make_scene, photo_sources,  # noqa: E402
+from mfif.models.ba.pipeline import boundary_mask, load_network, pixel_scores  # noqa: E402
+from mfif.models.ba.trainer import (SOURCES, evaluate, has_boundary, make_scene, photo_sources,  # noqa: E402
                            validation_set)
 
 WINDOWS = (7, 15, 31, 47, 63)

@@ -50,7 +50,7 @@ def _mse(x, y) -> float:
 def _cnn_method() -> str | None:
     from mfif.methods import METHODS
 
-    for name, file in (("cnn", "liu_cnn_original.pt"), ("cnn-slight", "liu_cnn_slight.pt")):
+    for name, file in (("cnn", "liu_cnn_original.safetensors"), ("cnn-slight", "liu_cnn_slight.safetensors")):
         if name in METHODS and (ROOT / "mfif" / "weights" / file).is_file():
             return name
     return None

@@ -10,7 +10,7 @@ For every ``LABEL=FILE``:
 - dev set (the first ``--limit`` pairs of ``DEVSET/pairs`` by name, ``mfif synth --devset``, BSDS500
   test): mean PSNR_GT and SSIM_GT of the regression and of the regression + Near (paper Eq. 6),
   and the commutativity error (mean squared difference between the regressions f(A, B) and f(B, A));
-- validation (the trainer's fixed BSDS500 *val* pairs, :func:`mfif.train.hourglass.validation_pairs`,
+- validation (the trainer's fixed BSDS500 *val* pairs, :func:`mfif.models.hourglass.trainer.validation_pairs`,
   seed 1234): the trainer's own validation numbers (PSNR, PSNR after Near, mean abs error,
   commutativity MSE), recomputed from the file (fp16 weights, so they can differ in the last digit
   from the numbers the training run logged with fp32 weights).
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mfif.io import read_image, read_stack  # noqa: E402
-from mfif.learned.hourglass import HFRegOptions, hf_reg_fusion  # noqa: E402
+from mfif.models.hourglass.pipeline import HFRegOptions, hf_reg_fusion  # noqa: E402
 from mfif.metrics import METRICS  # noqa: E402
 
 
@@ -67,8 +67,8 @@ def evaluate_dev(weights: str, items) -> list[dict]:
 
 
 def evaluate_val(weights: str, count: int) -> dict:
-    from mfif.nets.hourglass import build_hourglass
-    from mfif.train.hourglass import HourglassTrainConfig, validate, validation_pairs
+    from mfif.models.hourglass.network import build_hourglass
+    from mfif.models.hourglass.trainer import HourglassTrainConfig, validate, validation_pairs
 
     import torch
 

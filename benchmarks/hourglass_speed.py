@@ -6,7 +6,7 @@ For each size and network: the bare network forward on one 6-channel pair (``net
 method (``mfif.fuse``: numpy in, FusionResult out, including the Near step for hf-reg+near).
 Median seconds of ``repeats`` runs after one warm-up, in this process. The paper's Table III
 reports ~2.3 ms (HF-Reg) and ~2.6 ms (HF-Seg) at 520x520 on a GTX 1070 for *its* network width;
-ours is the narrow CPU network of ``mfif.nets.hourglass`` (shipped weights when present, else
+ours is the narrow CPU network of ``mfif.models.hourglass.network`` (shipped weights when present, else
 random weights: the speed does not depend on the values). Run it alone: with another busy process
 on a 2-core machine, 2 torch threads stall at every parallel region (~1 s per call whatever the
 size); ``--threads 1`` is then the fairer number.
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import mfif  # noqa: E402
-from mfif.nets.hourglass import build_hourglass, count_parameters, default_weights_path  # noqa: E402
+from mfif.models.hourglass.network import build_hourglass, count_parameters, default_weights_path  # noqa: E402
 
 
 def _median_time(fn, repeats: int, sync=lambda: None) -> float:

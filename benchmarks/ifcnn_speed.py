@@ -3,7 +3,7 @@
 1. A 520x520 colour pair (multi-focus mode), warm, best of ``--repeats``:
    - "authors-style": the released forward as the authors run it (NCHW, BatchNorm as a layer,
      the whole image in one pass, frames one after the other), in this process;
-   - ours: :func:`mfif.learned.ifcnn.ifcnn_fusion` with the default options (fp32), and with
+   - ours: :func:`mfif.models.ifcnn.pipeline.ifcnn_fusion` with the default options (fp32), and with
      ``precision="bf16"`` (its quality cost vs fp32, in grey levels, is printed too).
 2. A 2048x2048 pair through ``ifcnn_fusion`` (tiled), each in a fresh subprocess: seconds and the
    subprocess's peak RSS (``ru_maxrss``). ``--untiled-2048`` also runs the authors-style forward at
@@ -30,8 +30,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mfif.learned.ifcnn import IFCNNOptions, ifcnn_fusion  # noqa: E402
-from mfif.nets.ifcnn import IMAGENET_MEAN, IMAGENET_STD, build_ifcnn  # noqa: E402
+from mfif.models.ifcnn.pipeline import IFCNNOptions, ifcnn_fusion  # noqa: E402
+from mfif.models.ifcnn.network import IMAGENET_MEAN, IMAGENET_STD, build_ifcnn  # noqa: E402
 
 AUTHORS = REPO.parent / "shared" / "reference" / "ifcnn" / "weights" / "IFCNN-MAX.pth"
 

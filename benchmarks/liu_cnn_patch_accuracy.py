@@ -23,7 +23,7 @@ import numpy as np
 def dev_patches(folder: Path, per_pair: int, seed: int):
     from mfif.decision import luminance
     from mfif.io import read_image, read_stack
-    from mfif.train.liu_cnn import _window_variance
+    from mfif.models.liu_cnn.trainer import _window_variance
 
     rng = np.random.default_rng(seed)
     a_list, b_list, labels = [], [], []
@@ -69,7 +69,7 @@ def accuracy(net, a, b, labels) -> float:
 
 
 def main(argv=None) -> int:
-    from mfif.nets.liu_cnn import build_liu_cnn
+    from mfif.models.liu_cnn.network import build_liu_cnn
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)

@@ -32,8 +32,8 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
 
 
 def bench_variant(variant: str, size: int, repeats: int) -> dict:
-    from mfif.learned.liu_cnn import LiuCNNOptions, liu_cnn_fusion, load_network, pair_score_map
-    from mfif.nets.liu_cnn import default_weights_path, flops_per_pair
+    from mfif.models.liu_cnn.pipeline import LiuCNNOptions, liu_cnn_fusion, load_network, pair_score_map
+    from mfif.models.liu_cnn.network import default_weights_path, flops_per_pair
 
     init = "pretrained" if default_weights_path(variant).is_file() else "random"
     opts = LiuCNNOptions(variant=variant, init=init, device="cpu")

@@ -46,8 +46,8 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mfif.nets.hourglass import HourglassConfig, HourglassNet, build_hourglass  # noqa: E402
-from mfif.nets.ifcnn import IMAGENET_MEAN, IMAGENET_STD, build_ifcnn  # noqa: E402
+from mfif.models.hourglass.network import HourglassConfig, HourglassNet, build_hourglass  # noqa: E402
+from mfif.models.ifcnn.network import IMAGENET_MEAN, IMAGENET_STD, build_ifcnn  # noqa: E402
 
 SHARED_TRAIN = REPO.parent / "shared" / "data" / "train"
 WEIGHTS = REPO / "mfif" / "weights"
@@ -100,7 +100,7 @@ class IfcnnTask:
     name = "ifcnn-max"
 
     def __init__(self):
-        path = WEIGHTS / "ifcnn-max.pt"
+        path = WEIGHTS / "ifcnn-max.safetensors"
         self.weights = str(path.relative_to(REPO)) if path.is_file() else "random init"
         self.net = build_ifcnn("max", str(path) if path.is_file() else None)
         self.mean = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
@@ -121,7 +121,7 @@ class HourglassTask:
     name = "hf-seg"
 
     def __init__(self):
-        path = WEIGHTS / "hf_seg.pt"
+        path = WEIGHTS / "hf_seg.safetensors"
         self.weights = str(path.relative_to(REPO)) if path.is_file() else "random init"
         self.net = build_hourglass("seg", str(path)) if path.is_file() else HourglassNet(HourglassConfig("seg"))
 

@@ -174,8 +174,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
         return image
     if image.shape[0] == 1:
         return image[0]
-    w = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
-    return np.tensordot(w, image, axes=(0, 0)).astype(np.float32)
+    from mfif.decision import GREY_WEIGHTS
+
+    return np.tensordot(GREY_WEIGHTS, image, axes=(0, 0)).astype(np.float32)
 
 
 def _level_matrix(sx: float, sy: float) -> np.ndarray:

@@ -4,17 +4,17 @@ from __future__ import annotations
 import time
 
 from mfif.io import Stack, as_stack
-from mfif.methods import DEFAULT_METHOD, get_method
+from mfif.methods import DEFAULT_METHOD, MethodSpec, get_method
 from mfif.result import FusionResult
 
 
-def fuse(images, method: str = DEFAULT_METHOD, **options) -> FusionResult:
+def fuse(images, method: str | MethodSpec = DEFAULT_METHOD, **options) -> FusionResult:
     """Fuse a stack of frames into one all-in-focus image.
 
     Args:
         images: list of file paths, list of arrays ((H, W), (H, W, C) or (C, H, W); uint8, uint16
             or float in [0, 1]), an (N, C, H, W) array, or a :class:`mfif.io.Stack`. N >= 2.
-        method: a name from :data:`mfif.methods.METHODS` (``mfif list``).
+        method: a name from :data:`mfif.methods.METHODS` (``mfif list``), or its :class:`MethodSpec`.
         **options: fields of that method's options dataclass.
 
     Returns:

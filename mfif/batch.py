@@ -424,7 +424,7 @@ def _with_raw(name: str, path: Path) -> list[Path]:
 
 def _fuse_to_files(job: StackJob, settings: BatchSettings, outputs: dict[str, Path]) -> str:
     """The per-stack work of ``mfif fuse`` (load, align, merge, save; atomic writes)."""
-    from mfif.cli import _fuse_one
+    from mfif.fuse_files import _fuse_one
     from mfif.methods import get_method
 
     spec = get_method(settings.method)
@@ -512,7 +512,7 @@ def _import_method(method: str) -> None:
     # here: Dask workers are spawned, not forked, so no OpenCV lock is inherited)
     cv2.setNumThreads(1)
 
-    import mfif.cli  # noqa: F401  (the per-stack code)
+    import mfif.fuse_files  # noqa: F401  (the per-stack code)
     import mfif.stacking  # noqa: F401
     from mfif.methods import get_method
 
@@ -709,9 +709,10 @@ def add_parser(sub) -> None:
 
 def settings_from_args(args) -> BatchSettings:
     """BatchSettings from ``mfif batch`` / ``mfif fuse --batch`` arguments."""
-    from mfif.cli import _collect_options
+    from mfif.fuse_files import _collect_options
+    from mfif.methods import get_method
 
-    return BatchSettings(method=args.method, options=_collect_options(args), align=args.align,
+    return BatchSettings(method=args.method, options=_collect_options(args, get_method(args.method)), align=args.align,
                          align_model=args.align_model, tile=args.tile, batch_frames=args.batch_frames,
                          bit_depth=args.bit_depth, format=args.format, save_map=bool(args.save_map),
                          depth_map=bool(args.depth_map), save_transforms=bool(args.save_transforms))

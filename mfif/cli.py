@@ -9,176 +9,24 @@ import argparse
 import dataclasses
 import importlib
 import sys
-import time
 import warnings
 from pathlib import Path
 
 from mfif.errors import InputError, MfifError
+from mfif.fuse_files import _collect_options, _fuse_one
 
-# Subcommands that live next to their feature: module -> it provides add_parser(subparsers) and run(args).
-_FEATURE_COMMANDS: tuple[str, ...] = (
-    "mfif.metrics.cli",
-    "mfif.synth.cli",
-    "mfif.evaluation.cli",
-    "mfif.train.cli",
-    "mfif.batch",
-    "mfif.app.cli",
-)
-
-
-def _parse_option_value(text: str):
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _collect_options(args) -> dict:
-    options = {}
-    for item in args.opt or []:
-        if "=" not in item:
-            raise InputError(f"--opt expects KEY=VALUE, got '{item}'")
-        key, value = item.split("=", 1)
-        options[key.strip().replace("-", "_")] = _parse_option_value(value.strip())
-    for name in ("weights", "device", "mode"):
-        value = getattr(args, name, None)
-        if value is not None:
-            options[name] = value
-    return options
-
-
-def _map_to_image(array):
-    import numpy as np
-
-    arr = np.asarray(array, dtype=np.float32)
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    return arr
-
-
-def _save_maps(result, path: Path, n_sources: int, inputs) -> list[Path]:
-    """Write the decision map to ``path`` and every other map next to it (``<stem>_<name>.png``)."""
-    import numpy as np
-
-    from mfif.io import write_image
-
-    written = []
-    maps = {}
-    if result.decision is not None:
-        maps["decision"] = np.asarray(result.decision, np.float32) / max(n_sources - 1, 1)
-    if result.weights is not None:
-        maps["weight0"] = result.weights[0]
-    for name, value in result.maps.items():
-        value = np.asarray(value)
-        if value.ndim == 3:
-            value = value[0]
-        if value.ndim == 2:
-            maps[name] = value
-    if not maps:
-        raise MfifError(f"method '{result.info.get('method')}' produces no decision or weight map to save")
-    first = next(iter(maps))
-    for name, value in maps.items():
-        target = path if name == first else path.with_name(f"{path.stem}_{name}{path.suffix}")
-        written.append(write_image(target, _map_to_image(value), bit_depth=8, inputs=inputs))
-    return written
-
-
-def _align_options(args):
-    from mfif.align import AlignOptions
-
-    return AlignOptions(model=args.align_model)
-
-
-def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map=None, save_transforms=None,
-              batch: bool = False) -> str:
-    """Load, align, merge and save one stack; returns the summary line."""
-    from mfif.io import all_or_nothing, check_output_path
-    from mfif.stacking import fuse_stack
-
-    if len(paths) < 2:
-        raise InputError(f"need at least 2 frames to fuse, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
-    out = check_output_path(out, inputs=paths)
-    extras = [Path(p) for p in (save_map, depth_map, save_transforms) if p]
-    for extra in extras:
-        if extra.suffix.lower() != ".json":
-            check_output_path(extra, inputs=paths)
-        elif not (extra.parent if str(extra.parent) else Path(".")).is_dir():
-            raise MfifError(f"{extra}: output folder {extra.parent} does not exist")
-        if extra.resolve() == out.resolve():
-            raise InputError(f"{extra}: the map path equals the output path")
-    if depth_map:  # its 16-bit companion too
-        from mfif.stacking import raw_depth_path
-
-        check_output_path(raw_depth_path(Path(depth_map)), inputs=paths)
-    if depth_map and spec.name == "average" and not batch:  # known before any work
-        raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
-    align = args.align
-    if align is None:
-        align = len(paths) > 2
-    if save_transforms and not align:
-        if batch:  # a two-frame stack in a batch: nothing to save
-            save_transforms = None
-        else:
-            raise InputError("--save-transforms needs alignment (it is off: --no-align, or only two frames "
-                             "without --align)")
-    start = time.perf_counter()
-    tile = "auto" if args.tile is None else (args.tile or None)
-    # a pair with --save-map runs the method itself (all its maps); otherwise the running
-    # reduction where the method has one (memory flat in the number of frames)
-    stream = False if (save_map and len(paths) == 2 and spec.stream) else None
-    sr = fuse_stack(paths, spec.name, align=align, align_options=_align_options(args), tile=tile,
-                    batch_frames=args.batch_frames, stream=stream, **options)
-    result, frames = sr.result, sr.frames
-    if getattr(args, "retouch", None):
-        from mfif.retouching import retouch
-
-        sr.result = result = retouch(result, frames, args.retouch)
-    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
-    bit_depth = args.bit_depth or (8 if jpeg else frames.bit_depth)
-    with all_or_nothing():  # every output or none
-        _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_transforms, batch)
-    bit_depth = 8 if jpeg else bit_depth  # what the file holds (JPEG: 8 bits, with a warning if 16 was asked)
-    note = ""
-    if sr.alignment is not None:
-        x, y, w, h = sr.alignment.crop
-        fallbacks = [s.method for s in sr.alignment.steps if s.method != "ecc"]
-        note = f", aligned ({sr.alignment.model}; crop {w}x{h}+{x}+{y}" + (
-            f"; {len(fallbacks)} step(s) by {'/'.join(sorted(set(fallbacks)))}" if fallbacks else "") + ")"
-    return (f"{out}: fused {len(frames)} frames with {spec.name} in {time.perf_counter() - start:.2f} s "
-            f"({bit_depth}-bit{note}; merge: {result.info.get('merge', 'in memory')})")
-
-
-def _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_transforms, batch) -> None:
-    from mfif.io import write_image
-    from mfif.stacking import write_depth_map
-
-    result, frames = sr.result, sr.frames
-    ref = frames.reference_info
-    write_image(out, result.fused, bit_depth=bit_depth, inputs=paths, exif=frames.reference_exif,
-                icc=ref.icc if ref else None, resolution=ref.resolution if ref else None)
-    if save_map:
-        _save_maps(result, Path(save_map), len(frames), paths)
-    if depth_map:
-        depth = result.decision if result.decision is not None else (
-            None if result.weights is None else result.weights.argmax(axis=0))
-        if (depth is None or spec.name == "average") and batch:
-            pass  # a batch asks for depth maps where there are any
-        elif depth is None or spec.name == "average":
-            raise MfifError(f"method '{spec.name}' does not choose a frame per pixel; no depth map to write")
-        else:
-            write_depth_map(depth_map, depth, len(frames), inputs=paths)
-    if save_transforms and sr.alignment is not None:
-        sr.alignment.save(save_transforms, frames.paths)
+# Subcommands that live next to their feature: command -> (module, one-line help). The module
+# provides add_parser(subparsers) and run(args) and is imported only when its command runs, so
+# `mfif --help`, `mfif list` and `mfif fuse` with a classical method import no torch.
+_FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
+    "metrics": ("mfif.metrics.cli", "score fused images with the fusion-quality metrics"),
+    "synth": ("mfif.synth.cli", "write a synthetic multi-focus dataset (or the dev set) with a contact sheet"),
+    "eval": ("mfif.evaluation.cli", "run methods over datasets and write tables and figures"),
+    "bench": ("mfif.evaluation.cli", "time and memory per method and image size"),
+    "train": ("mfif.models.train_cli", "train a network on synthetic data"),
+    "batch": ("mfif.batch", "fuse every subfolder of a folder as one stack (in parallel, on Dask)"),
+    "app": ("mfif.app.cli", "local web app: fuse, compare, inspect and retouch in the browser"),
+}
 
 
 def _cmd_fuse(args) -> int:
@@ -187,7 +35,7 @@ def _cmd_fuse(args) -> int:
     from mfif.methods import get_method
 
     spec = get_method(args.method)
-    options = _collect_options(args)
+    options = _collect_options(args, spec)
     spec.make_options(**options)  # validate option names before any work
     from mfif.raw import RawOptions, set_raw_options
 
@@ -250,7 +98,24 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+_GLOBAL_OPTIONS_WITH_VALUE = ("--max-pixels",)  # top-level options of build_parser that take a value
+
+
+def _command_of(argv: list[str] | None) -> str | None:
+    """The subcommand that ``argv`` runs (its first word that is neither an option nor the value of
+    a top-level option such as ``--max-pixels N``; "" if none)."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mfif`` parser; with ``argv``, only the feature command that ``argv`` runs is loaded
+    (the others stay one-line entries of ``--help``); without, all are."""
     from mfif import __version__
     from mfif.methods import DEFAULT_METHOD
 
@@ -301,13 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also show each method's options")
     p.set_defaults(func=_cmd_list)
 
-    for module_name in _FEATURE_COMMANDS:
+    wanted = None if argv is None else _command_of(argv)
+    for module_name in dict.fromkeys(m for name, (m, _) in _FEATURE_COMMANDS.items() if wanted in (None, name)):
         module = importlib.import_module(module_name)
         before = set(sub.choices)
         module.add_parser(sub)
         for name in set(sub.choices) - before:
             if sub.choices[name].get_default("func") is None:
                 sub.choices[name].set_defaults(func=module.run)
+    for name, (_, summary) in _FEATURE_COMMANDS.items():
+        if name not in sub.choices:  # not loaded: a one-line entry of --help
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
@@ -326,7 +195,8 @@ def _one_line_warning_printer():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = args.func
     try:

@@ -173,10 +173,15 @@ def blend(stack: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+#: R, G, B -> grey: MATLAB's rgb2gray weights (the metrics' reference code uses them too).
+GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], dtype=np.float32)
+GREY_WEIGHTS.setflags(write=False)
+
+
 def luminance(stack: np.ndarray) -> np.ndarray:
     """(N, C, H, W) or (C, H, W) -> grey (..., H, W) with the MATLAB rgb2gray weights."""
     stack = np.asarray(stack, dtype=np.float32)
     if stack.shape[-3] == 1:
         return stack[..., 0, :, :]
-    w = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], dtype=np.float32)
+    w = GREY_WEIGHTS
     return np.tensordot(stack, w, axes=([-3], [0])) if stack.ndim == 3 else np.einsum("nchw,c->nhw", stack, w)

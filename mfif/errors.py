@@ -35,7 +35,8 @@ def weights_load_error(path, exc: BaseException, expected: str) -> WeightsError:
     elif "WeightsUnpickler error" in text or exc.__class__.__name__ == "UnpicklingError":
         detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
         detail = detail[0].strip() if detail and "weights_only" not in detail[0] else "refused by the safe loader"
-        reason = f"it holds Python objects other than tensors ({detail}); they are never run or loaded"
+        reason = (f"it holds pickled Python objects other than tensors ({detail}); refused: they are never run "
+                  "or loaded")
     elif "zip archive" in text or "central directory" in text or isinstance(exc, EOFError):
         reason = "the file is truncated or damaged: its zip archive cannot be read"
     else:

@@ -21,6 +21,15 @@ import time
 from typing import Callable
 
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("mfif_cancel", default=None)
+_ON_CANCEL: list[Callable[[], None]] = []  # run when Ctrl-C abandons a worker (mfif.io: discard staged outputs)
+
+
+def on_cancel(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` whenever Ctrl-C abandons a worker of :func:`run_interruptibly` (registered once;
+    :func:`mfif.io.all_or_nothing` registers the removal of staged outputs, so this module needs no
+    import of :mod:`mfif.io`)."""
+    if fn not in _ON_CANCEL:
+        _ON_CANCEL.append(fn)
 
 
 def cancelled() -> bool:
@@ -61,9 +70,8 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
                 shown = True
     except KeyboardInterrupt:
         cancel.set()
-        from mfif.io import discard_staged
-
-        discard_staged()
+        for fn in list(_ON_CANCEL):
+            fn()
         raise
     finally:
         if shown:

@@ -462,8 +462,9 @@ def all_or_nothing():
     block ends without error; on any error (or Ctrl-C) the staged files are removed, so a failed
     command leaves no new output behind. A kill between the renames leaves complete files only.
     """
-    from mfif.interrupt import cancelled
+    from mfif.interrupt import cancelled, on_cancel
 
+    on_cancel(discard_staged)
     staged: list[tuple[str, Path]] = []
     token = _STAGED.set(staged)
     _ALL_STAGED.append(staged)

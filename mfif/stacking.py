@@ -44,7 +44,7 @@ import numpy as np
 from mfif.align import AlignOptions, Alignment, channel_means, estimate_alignment, exposure_gain
 from mfif.errors import InputError
 from mfif.io import ImageInfo, read_image_with_info, to_float_image
-from mfif.methods import MethodSpec, get_method
+from mfif.methods import DEFAULT_METHOD, MethodSpec, get_method
 from mfif.result import FusionResult
 
 
@@ -332,21 +332,20 @@ AUTO_TILE_SIZE = 1024
 def auto_tile(spec: MethodSpec, shape) -> int | None:
     """Tile size chosen for ``tile="auto"``: 1024 for frames over 12 MP when the method declares
     its receptive field (:mod:`mfif.tiling`), otherwise None (one pass)."""
-    from mfif.tiling import _PLANS
-
     h, w = shape[-2:]
-    if h * w > AUTO_TILE_PIXELS and (spec.tile_plan or spec.name in _PLANS):
+    if h * w > AUTO_TILE_PIXELS and spec.tile_plan:
         return AUTO_TILE_SIZE
     return None
 
 
-def fuse_frames(frames, method: str = "gff", options=None, *, tile: int | str | None = None, batch_frames: int = 8,
+def fuse_frames(frames, method: str | MethodSpec = DEFAULT_METHOD, options=None, *, tile: int | str | None = None, batch_frames: int = 8,
                 stream: bool | None = None, **overrides) -> FusionResult:
     """Merge stage: fuse a :class:`FrameSource` (or any sequence of (C, H, W) frames / an array).
 
     Args:
         frames: the stack; ``len`` and ``frames[i]`` are all that is needed.
-        method: method name; ``options`` its options dataclass (or ``**overrides``).
+        method: method name or its resolved :class:`MethodSpec`; ``options`` its options dataclass
+            (or ``**overrides``).
         tile: tile size for in-memory / batch merging of large images (None: whole image;
             ``"auto"``: :func:`auto_tile`).
         batch_frames: frames fused at once by methods without a running reduction.
@@ -364,18 +363,12 @@ def fuse_frames(frames, method: str = "gff", options=None, *, tile: int | str | 
     if tile == "auto":
         tile = auto_tile(spec, frames.shape if hasattr(frames, "shape") else np.shape(frames))
     start = time.perf_counter()
-    stream_fn = None
-    if spec.stream:
-        import importlib
-
-        stream_fn = getattr(importlib.import_module(spec.module), spec.stream)
+    stream_fn = spec.load_stream()
     use_stream = stream_fn is not None and (stream if stream is not None else True)
     if stream and stream_fn is None:
         raise InputError(f"method '{spec.name}' has no running reduction; it merges in batches")
     if use_stream:
-        import inspect
-
-        if tile and "tile" in inspect.signature(stream_fn).parameters:
+        if tile and spec.stream_tile:
             result = stream_fn(frames, opts, tile=tile)
         else:
             result = stream_fn(frames, opts)
@@ -430,7 +423,7 @@ class StackResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def fuse_stack(items: Sequence, method: str = "gff", *, align: bool | None = None,
+def fuse_stack(items: Sequence, method: str | MethodSpec = DEFAULT_METHOD, *, align: bool | None = None,
                align_options: AlignOptions | None = None, tile: int | str | None = None, batch_frames: int = 8,
                stream: bool | None = None, reference: int | None = None, **options) -> StackResult:
     """Load, align and merge a stack of files or arrays (the library form of ``mfif fuse``).
@@ -448,7 +441,7 @@ def fuse_stack(items: Sequence, method: str = "gff", *, align: bool | None = Non
     t0 = time.perf_counter()
     frames = prepare_frames(items, align=align, align_options=align_options, reference=reference)
     t1 = time.perf_counter()
-    result = fuse_frames(frames, spec.name, opts, tile=tile, batch_frames=batch_frames, stream=stream)
+    result = fuse_frames(frames, spec, opts, tile=tile, batch_frames=batch_frames, stream=stream)
     t2 = time.perf_counter()
     result.info.setdefault("bit_depth", frames.bit_depth)
     if frames.alignment is not None:

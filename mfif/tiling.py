@@ -25,9 +25,10 @@ dwt           ~ 2 * dec_len * 2^levels                               2^levels
 dct-cv        block * (consistency + 1)                              block
 ============  =====================================================  ==============
 
-The learned methods' plans (halo >= the network's receptive field, global steps on the full-size
-map) are in :mod:`mfif.learned.tile_plans`, with their own table; other methods may plug in through
-``MethodSpec.tile_plan``. Pairwise methods that fold more than two frames in series (``ba``,
+This module is the engine and knows no method: each method declares its plan beside its code
+(``MethodSpec.tile_plan``, e.g. :func:`mfif.classical.gff.gff_tile_plan`); the learned methods'
+plans (halo >= the network's receptive field, global steps on the full-size map) are in
+``mfif/models/<name>/tile_plan.py``, each with its receptive field. Pairwise methods that fold more than two frames in series (``ba``,
 ``cnn`` with ``mode="series"``) have a global step per fold: their plan says ``series=True`` and
 the pair plan runs once per fold on the full-size running result. A method without a plan still
 runs in tiles when asked (``--tile``; never automatically) with a generic 96-pixel halo, its own
@@ -38,19 +39,18 @@ for ``cnn-slight``, ``hf-seg``, ``ba`` and ``ifcnn-max``).
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from mfif.errors import InputError
-from mfif.methods import MethodSpec
 from mfif.result import FusionResult
-from mfif.stack_rule import nframe_tile_plan, use_nframe_rule
+
+if TYPE_CHECKING:
+    from mfif.methods import MethodSpec
 
 
 @dataclass
@@ -84,89 +84,18 @@ class TilePlan:
 GENERIC_HALO = 96
 
 
-def _plan_average(o, shape):
-    return TilePlan(halo=0, options=o)
-
-
-def _plan_gff(o, shape):
-    if use_nframe_rule(o.stack_rule, shape[0]):
-        from mfif.classical.gff import gff_stack_measure
-
-        return nframe_tile_plan(gff_stack_measure(o), 1 + o.saliency_radius + math.ceil(3 * o.saliency_sigma),
-                                o, shape)
-    halo = 1 + o.saliency_radius + 2 * max(o.base_radius, o.detail_radius) + 2
-    return TilePlan(halo=max(halo, o.base_size // 2 + 1), options=o)
-
-
-def _plan_sml(o, shape):
-    from mfif.classical.sml import sml_decision, sml_refine, sml_stack_measure
-    from mfif.decision import remove_small_regions_multi
-
-    if use_nframe_rule(o.stack_rule, shape[0]):
-        return nframe_tile_plan(sml_stack_measure(o), o.window_radius + o.step, o, shape)
-    return TilePlan(halo=o.window_radius + o.step + 2, options=o,
-                    decide=lambda st, opts: sml_decision(st, opts)[1],
-                    global_step=lambda d, n, opts: remove_small_regions_multi(d, n, opts.area_fraction),
-                    finish=sml_refine, finish_halo=2 * max(o.guided_radius, 0) + 2)
-
-
-def _plan_laplacian(o, shape):
-    from mfif.classical.laplacian import _auto_levels
-
-    levels = o.levels or _auto_levels(*shape[-2:])
-    return TilePlan(halo=6 * 2 ** levels, grid=2 ** levels, options=dataclasses.replace(o, levels=levels))
-
-
-def _plan_dwt(o, shape):
-    import pywt
-
-    wavelet = pywt.Wavelet(o.wavelet)
-    max_level = pywt.dwt_max_level(min(shape[-2:]), wavelet.dec_len)
-    levels = o.levels or min(4, max_level)
-    levels = max(1, min(levels, max(max_level, 1)))
-    return TilePlan(halo=2 * wavelet.dec_len * 2 ** levels, grid=2 ** levels,
-                    options=dataclasses.replace(o, levels=levels))
-
-
-def _plan_dct(o, shape):
-    if use_nframe_rule(o.stack_rule, shape[0]):
-        from mfif.classical.dct_cv import dct_stack_measure
-
-        return nframe_tile_plan(dct_stack_measure(o), o.block, o, shape)
-    return TilePlan(halo=o.block * (max(o.consistency, 0) + 1), grid=o.block, options=o)
-
-
-def _plan_learned(name: str) -> Callable[[Any, tuple], TilePlan]:
-    def plan(o, shape):
-        from mfif.learned.tile_plans import PLANS  # imports torch: only when a learned method tiles
-
-        return PLANS[name](o, shape)
-
-    return plan
-
-
-_PLANS: dict[str, Callable[[Any, tuple], TilePlan]] = {
-    "average": _plan_average, "gff": _plan_gff, "sml": _plan_sml, "laplacian": _plan_laplacian,
-    "dwt": _plan_dwt, "dct-cv": _plan_dct,
-    **{name: _plan_learned(name)
-       for name in ("cnn", "cnn-slight", "ba", "hf-seg", "hf-reg", "ifcnn-max", "ifcnn-mean", "ifcnn-sum")},
-}
-
-
-def tile_plan(spec: MethodSpec, options, shape: tuple[int, ...]) -> TilePlan:
+def tile_plan(spec: "MethodSpec", options, shape: tuple[int, ...]) -> TilePlan:
     """The :class:`TilePlan` of a method for a stack of ``shape`` (N, C, H, W)."""
-    if spec.tile_plan:
-        fn = getattr(importlib.import_module(spec.module), spec.tile_plan)
-        plan = fn(options, shape)
-    elif spec.name in _PLANS:
-        plan = _PLANS[spec.name](options, shape)
+    plan_fn = spec.load_tile_plan()
+    if plan_fn is not None:
+        plan = plan_fn(options, shape)
     else:
         warnings.warn(f"method '{spec.name}' declares no receptive field: tiles get a {GENERIC_HALO}-pixel halo and "
                       "its global steps run per tile, so the result only approximates one pass", stacklevel=3)
         plan = TilePlan(halo=GENERIC_HALO, grid=16, options=options, approximate=True)
     if plan.options is None:
         plan.options = options
-    if plan.approximate and (spec.tile_plan or spec.name in _PLANS):
+    if plan.approximate and plan_fn is not None:
         warnings.warn(f"method '{spec.name}' with these options has a non-local step: tiles only approximate one pass",
                       stacklevel=3)
     return plan
@@ -260,7 +189,7 @@ def _tiled_once(stack: np.ndarray, plan: TilePlan, function: Callable, tile: int
     return fused, decision, info
 
 
-def tiled_fusion(stack: np.ndarray, spec: MethodSpec, options, *, tile: int = 1024, overlap: int = 32) -> FusionResult:
+def tiled_fusion(stack: np.ndarray, spec: "MethodSpec", options, *, tile: int = 1024, overlap: int = 32) -> FusionResult:
     """Fuse (N, C, H, W) tile by tile with ``spec``'s method; returns fused (C, H, W) and the
     decision map (H, W) (no per-frame weight maps).
 

@@ -176,3 +176,18 @@ def test_entry_point_exit_codes(pair, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mfif.cli", "fuse", str(pair[0]), "-o", str(tmp_path / "p.png")],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_depth_map_needs_a_method_that_chooses_frames(tmp_path, capsys):
+    # the mean of the frames (uniform weights with --save-map, none in the running reduction)
+    # chooses no frame: a one-line error, found from the result, not from the method's name
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8))
+    for extra in ((), ("--save-map", tmp_path / "m.png")):
+        code, _, err = _run(capsys, "fuse", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "o.png",
+                            "-m", "average", "--depth-map", tmp_path / "d.png", *extra)
+        _assert_one_line_error(code, err, "does not choose a frame per pixel")
+    code, _, err = _run(capsys, "fuse", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "o2.png",
+                        "-m", "sml", "--depth-map", tmp_path / "d.png", "--save-map", tmp_path / "m2.png")
+    assert code == 0, err

@@ -1,4 +1,4 @@
-"""Tile plans of the learned methods (mfif.learned.tile_plans): tiled == one pass to within 1/255
+"""Tile plans of the learned methods (mfif.models.<name>.tile_plan): tiled == one pass to within 1/255
 with the shipped weights (IFCNN: random weights, none are shipped yet), and each declared halo
 covers the measured reach of the network (a changed input pixel never changes an output pixel
 farther away than the halo)."""
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfif.learned.tile_plans import LIU_DECIDE_HALO, hourglass_receptive_radius
+from mfif.models.hourglass.tile_plan import hourglass_receptive_radius
+from mfif.models.liu_cnn.tile_plan import LIU_DECIDE_HALO
 from mfif.methods import METHODS
 from mfif.stacking import auto_tile, fuse_frames
 from mfif.tiling import tile_plan, tiled_fusion
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ifcnn_weights():
-    from mfif.nets.ifcnn import build_ifcnn
+    from mfif.models.ifcnn.network import build_ifcnn
 
     torch.manual_seed(0)
     return build_ifcnn("max").state_dict()
@@ -68,7 +69,7 @@ def test_global_step_of_learned_methods_sees_the_full_map():
 
 @pytest.mark.parametrize("depth", [2, 3])
 def test_hourglass_halo_covers_its_receptive_field(depth):
-    from mfif.nets.hourglass import HourglassConfig, HourglassNet
+    from mfif.models.hourglass.network import HourglassConfig, HourglassNet
 
     torch.manual_seed(0)
     net = HourglassNet(HourglassConfig(variant="seg", base=2, depth=depth)).eval()
@@ -84,7 +85,7 @@ def test_hourglass_halo_covers_its_receptive_field(depth):
 
 
 def test_liu_decide_halo_covers_the_focus_map_reach():
-    from mfif.learned.liu_cnn import LiuCNNOptions, focus_map_from_scores, load_network, pair_score_map
+    from mfif.models.liu_cnn.pipeline import LiuCNNOptions, focus_map_from_scores, load_network, pair_score_map
 
     net = load_network(LiuCNNOptions(variant="slight", init="random"))
     rng = np.random.default_rng(0)

@@ -35,3 +35,10 @@ def average_stream(frames, options: AverageOptions | None = None) -> FusionResul
         frame = frames[i]
         acc = frame.astype(np.float64) if acc is None else acc + frame
     return FusionResult(fused=(acc / n).astype(np.float32))
+
+
+def average_tile_plan(options: AverageOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): per pixel, no context."""
+    from mfif.tiling import TilePlan
+
+    return TilePlan(halo=0, options=options)

@@ -134,3 +134,13 @@ def dct_variance_stream(frames, options: DCTOptions | None = None) -> FusionResu
         mask = decision == i
         fused[:, mask] = frame[:, mask]
     return FusionResult(fused=fused, decision=decision.astype(np.int64))
+
+
+def dct_tile_plan(options: DCTOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): block * (consistency + 1) on the block grid."""
+    from mfif.stack_rule import nframe_tile_plan
+    from mfif.tiling import TilePlan
+
+    if use_nframe_rule(options.stack_rule, shape[0]):  # the N-frame rule: per-pixel argmax of a local measure
+        return nframe_tile_plan(dct_stack_measure(options), options.block, options, shape)
+    return TilePlan(halo=options.block * (max(options.consistency, 0) + 1), grid=options.block, options=options)

@@ -123,3 +123,18 @@ def wavelet_stream(frames, options: WaveletOptions | None = None) -> FusionResul
     decision = np.pad(decision, ((0, max(0, h - decision.shape[0])), (0, max(0, w - decision.shape[1]))), mode="edge")[:h, :w]
     return FusionResult(fused=np.clip(fused, 0.0, 1.0).astype(np.float32), decision=decision.astype(np.int64),
                         info={"levels": levels})
+
+
+def wavelet_tile_plan(options: WaveletOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): ~2 * dec_len * 2^levels on the 2^levels grid; automatic
+    levels fixed from the full image."""
+    import dataclasses
+
+    from mfif.tiling import TilePlan
+
+    wavelet = pywt.Wavelet(options.wavelet)
+    max_level = pywt.dwt_max_level(min(shape[-2:]), wavelet.dec_len)
+    levels = options.levels or min(4, max_level)
+    levels = max(1, min(levels, max(max_level, 1)))
+    return TilePlan(halo=2 * wavelet.dec_len * 2 ** levels, grid=2 ** levels,
+                    options=dataclasses.replace(options, levels=levels))

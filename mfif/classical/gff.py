@@ -153,3 +153,18 @@ def guided_filtering_stream(frames, options: GFFOptions | None = None, *, tile: 
     del acc_d
     np.clip(acc_b, 0.0, 1.0, out=acc_b)
     return FusionResult(fused=acc_b, decision=choice.astype(np.int64))
+
+
+def gff_tile_plan(options: GFFOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): saliency 1 + r_g, then the guided filters 2 max(r1, r2)."""
+    import math
+
+    from mfif.stack_rule import nframe_tile_plan
+    from mfif.tiling import TilePlan
+
+    o = options
+    if use_nframe_rule(o.stack_rule, shape[0]):  # the N-frame rule: per-pixel argmax of a local measure
+        return nframe_tile_plan(gff_stack_measure(o), 1 + o.saliency_radius + math.ceil(3 * o.saliency_sigma),
+                                o, shape)
+    halo = 1 + o.saliency_radius + 2 * max(o.base_radius, o.detail_radius) + 2
+    return TilePlan(halo=max(halo, o.base_size // 2 + 1), options=o)

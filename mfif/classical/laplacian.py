@@ -175,3 +175,14 @@ def laplacian_pyramid_stream(frames, options: LaplacianOptions | None = None) ->
     fused = _collapse(fused_pyramid).reshape(h, w, c)
     fused = np.clip(np.moveaxis(fused, -1, 0), 0.0, 1.0).astype(np.float32)
     return FusionResult(fused=fused, decision=choice[0].astype(np.int64), info={"levels": levels})
+
+
+def laplacian_tile_plan(options: LaplacianOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`): ~6 * 2^levels (5-tap kernels down and up, vote) on the
+    2^levels grid; automatic levels fixed from the full image."""
+    import dataclasses
+
+    from mfif.tiling import TilePlan
+
+    levels = options.levels or _auto_levels(*shape[-2:])
+    return TilePlan(halo=6 * 2 ** levels, grid=2 ** levels, options=dataclasses.replace(options, levels=levels))

@@ -136,3 +136,18 @@ def sml_stream(frames, options: SMLOptions | None = None, *, tile: int = 1024) -
     del mean, total
     np.clip(acc, 0.0, 1.0, out=acc)
     return FusionResult(fused=acc, decision=decision.astype(np.int64), score=best)
+
+
+def sml_tile_plan(options: SMLOptions, shape: tuple[int, ...]):
+    """Tile plan (:mod:`mfif.tiling`), two-pass: the local decision per tile (r + step), the
+    small-region removal on the full-size map, the guided refinement per tile (2 r_gf)."""
+    from mfif.stack_rule import nframe_tile_plan
+    from mfif.tiling import TilePlan
+
+    o = options
+    if use_nframe_rule(o.stack_rule, shape[0]):  # the N-frame rule: per-pixel argmax of a local measure
+        return nframe_tile_plan(sml_stack_measure(o), o.window_radius + o.step, o, shape)
+    return TilePlan(halo=o.window_radius + o.step + 2, options=o,
+                    decide=lambda st, opts: sml_decision(st, opts)[1],
+                    global_step=lambda d, n, opts: remove_small_regions_multi(d, n, opts.area_fraction),
+                    finish=sml_refine, finish_halo=2 * max(o.guided_radius, 0) + 2)

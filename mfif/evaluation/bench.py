@@ -187,10 +187,9 @@ def format_table(rows: list[BenchRow]) -> str:
 
 
 def write_outputs(rows: list[BenchRow], out_dir: Path) -> dict[str, Path]:
-    import matplotlib
+    from mfif.evaluation.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

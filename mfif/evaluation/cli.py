@@ -50,19 +50,16 @@ def add_parser(subparsers) -> None:
 
 
 def parse_variant(text: str) -> tuple[str, tuple[str, dict]]:
-    """``LABEL=METHOD[:KEY=VALUE...]`` -> (label, (method, options)); values typed as ``--opt``'s."""
-    from mfif.cli import _parse_option_value
+    """``LABEL=METHOD[:KEY=VALUE...]`` -> (label, (method, options)); values typed by the method's
+    options dataclass, as ``mfif fuse --opt``."""
+    from mfif.methods import get_method
+    from mfif.options import split_pairs
 
     label, sep, rest = text.partition("=")
     if not sep or not label.strip() or not rest.strip():
         raise InputError(f"--variant expects LABEL=METHOD[:KEY=VALUE...], got '{text}'")
     method, *pairs = rest.split(":")
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--variant '{text}': option '{pair}' is not KEY=VALUE")
-        options[key.strip().replace("-", "_")] = _parse_option_value(value.strip())
+    options = get_method(method.strip()).parse_options(split_pairs(pairs, what=f"--variant '{text}': option"))
     return label.strip(), (method.strip(), options)
 
 

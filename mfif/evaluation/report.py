@@ -144,10 +144,9 @@ def markdown_table(rows: list[EvalRow], digits: int = 4) -> str:
 
 def box_plots(rows: list[EvalRow], out_dir: Path) -> list[Path]:
     """One PNG per dataset: a box plot per metric, one box per method."""
-    import matplotlib
+    from mfif.evaluation.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written = []
     for ds in dict.fromkeys(r.dataset for r in rows):
@@ -209,10 +208,9 @@ def visual_grid(sources: np.ndarray, results: dict[str, np.ndarray], path: Path,
     Args:
         sources: (N, C, H, W); results: method -> (C, H, W).
     """
-    import matplotlib
+    from mfif.evaluation.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = [(f"source {chr(65 + i)}", s) for i, s in enumerate(sources)] + list(results.items())
     h, w = sources.shape[-2:]

@@ -19,7 +19,7 @@ A photo becomes a scene with a depth map, and the scene is rendered through a th
 - **camera**: Poisson-Gaussian noise up to sigma 0.01 on every frame
   (:func:`mfif.synth.augment.sensor_noise`), JPEG at quality 85..95 on half the frames.
 
-Dev-set layout (written by :func:`write_sweeps`)::
+Dev-set layout (written by :func:`mfif.synth.write.write_sweeps`)::
 
     OUT/sweeps/sweep_00/sweep_00_01.png .. _K.png, GT.png, focus/   20 sweeps, K = 5..30
     OUT/stacks8/stack8_00/stack8_00_1.png .. _8.png, GT.png, focus/ 10 layered 8-frame stacks
@@ -30,7 +30,6 @@ stacks (sweeps: the next 20 photos, 8-frame stacks: the 10 after them), so no ph
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,45 +146,6 @@ geometry), Poisson-Gaussian noise up to sigma 0.01 and JPEG q 85..95 on half the
 {stacks8} layered 8-frame stacks in `stacks8/stack8_NN/` (frames near to far, no noise).
 `index_sweeps.csv` lists the photo and parameters of each.
 """
-
-
-def write_sweeps(source: PhotoSource, out: Path, *, seed: int, offset: int, sweeps: int = DEVSET_SWEEPS,
-                 stacks8: int = DEVSET_STACKS8, layered_recipe=None, progress: bool = True,
-                 sweep_ids=None, stack8_ids=None) -> list[list]:
-    """Write ``sweeps/`` and ``stacks8/`` under ``out`` (layout: module docstring); photos from
-    ``perm[offset:]``. Returns the index rows (name, kind, recipe, photo, frames, width, height, info)."""
-    from mfif.synth.write import _json_safe, _progress, _write_csv, save_sheet, contact_sheet_frames, write_sample
-
-    out = Path(out)
-    (out / "sweeps").mkdir(exist_ok=True)
-    (out / "stacks8").mkdir(exist_ok=True)
-    sweep_ids = list(range(sweeps)) if sweep_ids is None else list(sweep_ids)
-    stack8_ids = list(range(stacks8)) if stack8_ids is None else list(stack8_ids)
-    jobs = [("sweep", j) for j in sweep_ids] + [("stack8", j) for j in stack8_ids]
-    rows, sheet = [], []
-    for kind, j in _progress(jobs, len(jobs), "dev set: sweeps", progress):
-        if kind == "sweep":
-            name = f"sweep_{j:02d}"
-            s = devset_sweep(source, j, seed, offset=offset)
-            d = out / "sweeps" / name
-            suffixes = [f"{k + 1:02d}" for k in range(len(s.frames))]
-        else:
-            name = f"stack8_{j:02d}"
-            s = devset_stack8(source, j, seed, offset=offset + sweeps, recipe=layered_recipe)
-            d = out / "stacks8" / name
-            suffixes = [str(k + 1) for k in range(len(s.frames))]
-        d.mkdir(exist_ok=True)
-        write_sample(d, name, s, suffixes=suffixes, gt_name="GT.png")
-        if kind == "sweep" and len(sheet) < 6 and len(s.frames) <= 12:
-            sheet.append((name, s))
-        info = _json_safe(s.info)
-        rows.append([name, kind, info.get("recipe", "layered"), info.get("photo", ""), len(s.frames), s.gt.shape[2],
-                     s.gt.shape[1], json.dumps(info, sort_keys=True)])
-    _write_csv(out / "index_sweeps.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"], rows)
-    if sheet:
-        save_sheet(out / "contact_sheet_sweeps.png",
-                   contact_sheet_frames(sheet, tile=120, title="dev set: focal sweeps (in the order taken)"))
-    return rows
 
 
 def readme_section(sweeps: int = DEVSET_SWEEPS, stacks8: int = DEVSET_STACKS8) -> str:

@@ -371,6 +371,47 @@ The same command reproduces the same bytes.
 """
 
 
+def write_sweeps(source: PhotoSource, out: Path, *, seed: int, offset: int, sweeps: int | None = None,
+                 stacks8: int | None = None, layered_recipe=None, progress: bool = True,
+                 sweep_ids=None, stack8_ids=None) -> list[list]:
+    """Write ``sweeps/`` and ``stacks8/`` under ``out`` (layout: :mod:`mfif.synth.sweep`); photos from
+    ``perm[offset:]``. Returns the index rows (name, kind, recipe, photo, frames, width, height, info)."""
+    from mfif.synth.sweep import DEVSET_STACKS8, DEVSET_SWEEPS, devset_stack8, devset_sweep
+
+    sweeps = DEVSET_SWEEPS if sweeps is None else sweeps
+    stacks8 = DEVSET_STACKS8 if stacks8 is None else stacks8
+    out = Path(out)
+    (out / "sweeps").mkdir(exist_ok=True)
+    (out / "stacks8").mkdir(exist_ok=True)
+    sweep_ids = list(range(sweeps)) if sweep_ids is None else list(sweep_ids)
+    stack8_ids = list(range(stacks8)) if stack8_ids is None else list(stack8_ids)
+    jobs = [("sweep", j) for j in sweep_ids] + [("stack8", j) for j in stack8_ids]
+    rows, sheet = [], []
+    for kind, j in _progress(jobs, len(jobs), "dev set: sweeps", progress):
+        if kind == "sweep":
+            name = f"sweep_{j:02d}"
+            s = devset_sweep(source, j, seed, offset=offset)
+            d = out / "sweeps" / name
+            suffixes = [f"{k + 1:02d}" for k in range(len(s.frames))]
+        else:
+            name = f"stack8_{j:02d}"
+            s = devset_stack8(source, j, seed, offset=offset + sweeps, recipe=layered_recipe)
+            d = out / "stacks8" / name
+            suffixes = [str(k + 1) for k in range(len(s.frames))]
+        d.mkdir(exist_ok=True)
+        write_sample(d, name, s, suffixes=suffixes, gt_name="GT.png")
+        if kind == "sweep" and len(sheet) < 6 and len(s.frames) <= 12:
+            sheet.append((name, s))
+        info = _json_safe(s.info)
+        rows.append([name, kind, info.get("recipe", "layered"), info.get("photo", ""), len(s.frames), s.gt.shape[2],
+                     s.gt.shape[1], json.dumps(info, sort_keys=True)])
+    _write_csv(out / "index_sweeps.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"], rows)
+    if sheet:
+        save_sheet(out / "contact_sheet_sweeps.png",
+                   contact_sheet_frames(sheet, tile=120, title="dev set: focal sweeps (in the order taken)"))
+    return rows
+
+
 def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike, *, seed: int = DEVSET_SEED,
                 pairs: int = DEVSET_PAIRS, stacks: int = DEVSET_STACKS, pair_ids: Iterable[int] | None = None,
                 stack_ids: Iterable[int] | None = None, force: bool = False, progress: bool = True,
@@ -422,7 +463,7 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
         rows.append([name, kind, info["recipe"], info["photo"], len(s.frames), s.gt.shape[2], s.gt.shape[1],
                      json.dumps(info, sort_keys=True)])
     _write_csv(out / "index.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"], rows)
-    from mfif.synth.sweep import readme_section, write_sweeps  # focal sweeps and 8-frame stacks
+    from mfif.synth.sweep import readme_section  # focal sweeps and 8-frame stacks
 
     sweep_rows = write_sweeps(source, out, seed=seed, offset=pairs + stacks, sweeps=sweeps, stacks8=stacks8,
                               layered_recipe=_devset_recipe("layered"), progress=progress, sweep_ids=sweep_ids,

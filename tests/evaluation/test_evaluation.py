@@ -10,6 +10,7 @@ import pytest
 from mfif.cli import main
 from mfif.datasets import discover
 from mfif.evaluation.report import markdown_table, read_csv, write_report
+from mfif.errors import InputError
 from mfif.evaluation.runner import EvalConfig, evaluate
 from mfif.io import write_image
 from tests.helpers import complementary_pair, textured_image
@@ -134,7 +135,12 @@ def test_variant_cli_parsing(tiny_dataset, tmp_path, capsys):
     from mfif.evaluation.cli import parse_variant
 
     assert parse_variant("ba-initial=ba:refine=false") == ("ba-initial", ("ba", {"refine": False}))
-    assert parse_variant("x=sml:window-radius=2:area=0.5") == ("x", ("sml", {"window_radius": 2, "area": 0.5}))
+    assert parse_variant("x=sml:window-radius=2:area-fraction=0.5") == ("x", ("sml", {"window_radius": 2,
+                                                                                     "area_fraction": 0.5}))
+    with pytest.raises(InputError, match="no option area"):  # checked against the options dataclass
+        parse_variant("x=sml:area=0.5")
+    with pytest.raises(InputError, match="window_radius expects int"):  # typed by the field, not guessed
+        parse_variant("x=sml:window-radius=2.5")
     code = main(["eval", "--data", str(tiny_dataset), "--methods", "average", "--variant", "sml-r1=sml:window_radius=1",
                  "--metrics", "EN", "-o", str(tmp_path / "r")])
     assert code == 0

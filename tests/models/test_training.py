@@ -1,0 +1,85 @@
+"""The trainers' shared contract: one flags helper, one resume flag and file, one config check,
+checkpoints of plain data read with weights_only=True."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from mfif.errors import InputError
+from mfif.models.train_cli import TRAINERS
+
+
+def _parse(name: str, *argv: str) -> argparse.Namespace:
+    import importlib
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(TRAINERS[name][0]).add_arguments(parser, name)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize("name", list(TRAINERS))
+def test_every_trainer_has_the_same_resume_and_quiet_flags(name, tmp_path):
+    from mfif.models.training import resume_path
+
+    args = _parse(name, "--out", str(tmp_path), "--resume", "--no-progress")
+    assert args.quiet is True
+    assert resume_path(args.resume, args.out) == tmp_path / "last.pt"
+    args = _parse(name, "--resume", str(tmp_path / "x.pt"), "--quiet")
+    assert resume_path(args.resume, ".") == tmp_path / "x.pt" and args.quiet
+    assert resume_path(_parse(name).resume, ".") is None
+
+
+def test_flags_are_typed_from_the_dataclass_fields():
+    args = _parse("hf-reg", "--residual", "yes", "--sigma", "1", "2.5", "--loss", "l1", "--init-weights", "w")
+    assert args.residual is True and args.sigma == [1.0, 2.5] and args.loss == "l1" and args.init_weights == "w"
+    assert _parse("cnn", "--lr", "0.01", "--pairs", "none").pairs is None  # int | None
+    assert _parse("ifcnn").out is None and _parse("ifcnn", "--jitter", "0.1").jitter == 0.1
+    with pytest.raises(SystemExit):  # not an int: argparse's usage error
+        _parse("ba", "--steps", "many")
+    with pytest.raises(SystemExit):
+        _parse("hf-seg", "--loss", "l1")  # a reg loss for the seg net
+
+
+def test_resume_config_check_names_the_setting():
+    from mfif.models.training import check_resume_config
+
+    check_resume_config("c.pt", {"seed": 0, "out": "a"}, {"seed": 0, "out": "b"}, ignore=("out",))
+    with pytest.raises(InputError, match=r"c.pt: the checkpoint was made with different settings: checkpoint has "
+                                         r"seed=0, this run seed=1"):
+        check_resume_config("c.pt", {"seed": 0}, {"seed": 1})
+    check_resume_config("c.pt", {"sigma": [1.0, 5.0]}, {"sigma": (1.0, 5.0)})  # compared as JSON
+
+
+def test_checkpoints_are_plain_data_and_pickles_are_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    from mfif.models.training import atomic_save, load_checkpoint
+
+    atomic_save({"model": {"w": torch.ones(2)}, "step": 3, "rng": {"state": 2**100}}, tmp_path / "last.pt")
+    ckpt, path = load_checkpoint(tmp_path)  # a run folder: its last.pt
+    assert path == tmp_path / "last.pt" and ckpt["step"] == 3 and ckpt["rng"]["state"] == 2**100
+    torch.save({"step": 1, "cls": Path}, tmp_path / "evil.pt")  # a pickled class
+    with pytest.raises(InputError, match="refused") as info:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "weights_only" not in str(info.value)
+    with pytest.raises(InputError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_every_trainer_finds_the_photos_in_the_same_place(monkeypatch, tmp_path):
+    from mfif.models.ba.trainer import BATrainConfig
+    from mfif.models.hourglass.trainer import HourglassTrainConfig
+    from mfif.models.ifcnn.trainer import IFCNNTrainConfig
+    from mfif.models.liu_cnn.trainer import LiuTrainConfig
+    from mfif.models.training import default_data_root
+
+    monkeypatch.setenv("MFIF_SHARED", str(tmp_path))
+    root = str(tmp_path / "data" / "train")
+    assert str(default_data_root()) == root
+    assert LiuTrainConfig().resolved().data == root
+    assert BATrainConfig().check().data == root
+    assert HourglassTrainConfig().resolved().train_root == root
+    assert IFCNNTrainConfig().resolved().train_root == root
+    monkeypatch.delenv("MFIF_SHARED")
+    assert default_data_root() == Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
