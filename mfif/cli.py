@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -206,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
                 from mfif.pixel_budget import set_max_pixels
 
                 set_max_pixels(args.max_pixels)
-            return int(func(args) or 0)
+            code = int(func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+            return code
+    except BrokenPipeError:  # the reader went away (mfif list | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except MfifError as exc:
         print(f"mfif: error: {exc}", file=sys.stderr)
         return 1

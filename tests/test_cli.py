@@ -191,3 +191,16 @@ def test_depth_map_needs_a_method_that_chooses_frames(tmp_path, capsys):
     code, _, err = _run(capsys, "fuse", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "o2.png",
                         "-m", "sml", "--depth-map", tmp_path / "d.png", "--save-map", tmp_path / "m2.png")
     assert code == 0, err
+
+
+def test_closed_output_pipe_is_not_an_internal_error():
+    """`mfif list | head -1`: the reader closes the pipe early; mfif stops quietly, no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "mfif.cli", "list", "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before mfif writes anything
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "internal error" not in err and "Traceback" not in err and "Exception ignored" not in err, err
