@@ -133,6 +133,36 @@ def resume_path(resume, out: str | os.PathLike) -> Path | None:
 
 
 @dataclass
+class RunConfig:
+    """The fields every trainer's config shares (subclass it; a subclass may redeclare a field to
+    change its default, e.g. ``out``). Each is a ``--flag`` through :func:`add_dataclass_flags`.
+
+    Attributes:
+        out: run folder (``last.pt``, the history, the exported weights).
+        seed: seeds the initial weights and every batch.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        threads: torch CPU threads (0 = torch default).
+        precision: ``"fp32"``, or ``"bf16"`` (autocast of the forward pass and loss on CPUs/GPUs
+            that have it; weights and optimiser stay fp32).
+        checkpoint_minutes: wall minutes between checkpoints.
+        max_minutes: stop (checkpointed, resumable) after this many wall minutes (0 = no limit).
+        max_steps: stop (checkpointed, resumable) after this many steps of this run (0 = no limit).
+    """
+
+    out: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    precision: str = "fp32"
+    checkpoint_minutes: float = 5.0
+    max_minutes: float = 0.0
+    max_steps: int = 0
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
 class FitResult:
     """What :func:`fit` ends with: the step reached, whether a budget stopped it, the loss EMA."""
 
@@ -146,7 +176,8 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
         wall_start: float, max_minutes: float = 0.0, max_steps: int = 0,
         validate: Callable[[int], tuple[dict, str] | None] | None = None, history: list | None = None,
         log_every: int = 50, postfix_every: int = 20, units_per_step: float = 1.0, unit_name: str = "samples_s",
-        ema_decay: float = 0.98, desc: str = "train", progress: bool = True) -> FitResult:
+        ema_decay: float = 0.98, desc: str = "train", progress: bool = True,
+        precision: str = "fp32") -> FitResult:
     """The one training loop: per step the learning rate (``lr_at(step)``), the loss
     (``step_loss(step)``: the batch of that step through the net, a scalar tensor), backward and an
     optimiser step; a progress bar with the loss EMA, the LR and the throughput; the loss in
@@ -154,6 +185,8 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
     every step; ``checkpoint(step)`` every ``checkpoint_minutes``; a stop (resumable) when the wall
     budget (``max_minutes`` since ``wall_start``, a ``time.time()``) or ``max_steps`` of this run
     is used. A loss that is not finite stops the run with an error (divergence guard).
+    ``precision="bf16"`` runs ``step_loss`` under bf16 autocast on the net's device (weights,
+    gradients and the optimiser stay fp32).
     """
     import time
 
@@ -168,7 +201,8 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
         lr = lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = step_loss(step)
+        with _autocast(net, precision):
+            loss = step_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -200,6 +234,23 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
             break
     bar.close()
     return FitResult(step, stopped_early, ema)
+
+
+def _autocast(net, precision: str):
+    """The autocast context of ``precision`` for ``net``'s device (a no-op for fp32)."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    try:
+        device_type = next(net.parameters()).device.type
+    except StopIteration:
+        device_type = "cpu"
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 
 
 def default_data_root() -> Path:

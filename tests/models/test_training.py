@@ -83,3 +83,48 @@ def test_every_trainer_finds_the_photos_in_the_same_place(monkeypatch, tmp_path)
     assert IFCNNTrainConfig().resolved().train_root == root
     monkeypatch.delenv("MFIF_SHARED")
     assert default_data_root() == Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
+
+
+def test_fit_bf16_autocast_trains_and_keeps_fp32_weights():
+    import time
+
+    import torch
+
+    from mfif.models.training import fit
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    x = torch.randn(32, 4)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    dtypes = []
+
+    def step_loss(step):
+        out = net(x)
+        dtypes.append(out.dtype)
+        return ((out.float() - y) ** 2).mean()
+
+    first = float(((net(x) - y) ** 2).mean())
+    result = fit(net, opt, step_loss, start_step=0, total_steps=200, lr_at=lambda s: 0.05,
+                 checkpoint=lambda s: None, checkpoint_minutes=1e9, wall_start=time.time(),
+                 progress=False, precision="bf16")
+    assert set(dtypes) == {torch.bfloat16}  # the forward pass really ran in bf16
+    assert net.weight.dtype == torch.float32
+    assert result.loss_ema < 0.05 * first
+
+
+def test_fit_rejects_unknown_precision():
+    import time
+
+    import pytest
+    import torch
+
+    from mfif.errors import InputError
+    from mfif.models.training import fit
+
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(InputError, match="precision 'fp8'"):
+        fit(net, opt, lambda s: net(torch.ones(1, 2)).sum(), start_step=0, total_steps=1, lr_at=lambda s: 0.1,
+            checkpoint=lambda s: None, checkpoint_minutes=1e9, wall_start=time.time(), progress=False,
+            precision="fp8")
