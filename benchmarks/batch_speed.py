@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mfif.datasets import discover  # noqa: E402
+from mfif.dataset_folders import discover  # noqa: E402
 from mfif.io import read_image, write_image  # noqa: E402
 
 DATASETS = ("liu-grayscale", "mfifb", "sesf-extra")

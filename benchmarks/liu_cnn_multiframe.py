@@ -19,7 +19,7 @@ import numpy as np
 
 def main(argv=None) -> int:
     import mfif
-    from mfif.datasets import discover
+    from mfif.dataset_folders import discover
     from mfif.io import read_stack
     from mfif.metrics import METRICS
 

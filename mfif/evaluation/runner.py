@@ -1,6 +1,6 @@
 """Run methods over datasets and score them, with an on-disk cache.
 
-Stages per dataset: discover items (:mod:`mfif.datasets`) -> for each item and method: fuse
+Stages per dataset: discover items (:mod:`mfif.dataset_folders`) -> for each item and method: fuse
 (cached as ``<cache>/<dataset>/<method>/<item>.png``) -> score with :mod:`mfif.metrics` (cached
 next to it as ``.json``) -> rows for the report. A re-run with the same sources, method and options
 loads both from the cache and does no method work. An item that cannot be read (missing ``_B``,
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mfif.datasets import Dataset, DatasetItem, discover
+from mfif.dataset_folders import Dataset, DatasetItem, discover
 from mfif.digests import file_digest as _file_digest
 from mfif.digests import option_signature as _option_signature
 from mfif.digests import weights_signature as _weights_signature

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mfif.cli import main
-from mfif.datasets import discover
+from mfif.dataset_folders import discover
 from mfif.evaluation.report import markdown_table, read_csv, write_report
 from mfif.errors import InputError
 from mfif.evaluation.runner import EvalConfig, evaluate
