@@ -41,8 +41,8 @@ def main(argv=None) -> int:
         gt = read_stack([item.ground_truth, item.ground_truth]).images[0]
         row = {"item": item.name, "frames": len(stack)}
         for mode in ("nway", "series"):
-            fwd = mfif.fuse(stack, method=args.method, mode=mode, **opts).fused
-            rev = mfif.fuse(stack[::-1].copy(), method=args.method, mode=mode, **opts).fused
+            fwd = mfif.fuse(stack, method=args.method, nframe_strategy=mode, **opts).fused
+            rev = mfif.fuse(stack[::-1].copy(), method=args.method, nframe_strategy=mode, **opts).fused
             row[f"{mode}_psnr"] = float(psnr(stack, fwd, ground_truth=gt))
             row[f"{mode}_ssim"] = float(ssim(stack, fwd, ground_truth=gt))
             row[f"{mode}_psnr_reversed"] = float(psnr(stack, rev, ground_truth=gt))

@@ -679,7 +679,8 @@ def add_parser(sub) -> None:
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--weights", help="network weights file for learned methods")
     p.add_argument("--device", help="torch device for learned methods (cpu, cuda)")
-    p.add_argument("--mode", help="fusion mode for methods that have several")
+    p.add_argument("--mode", metavar="VALUE", help="deprecated: read as --opt mode=VALUE; use the method's own "
+                   "option (--opt nframe_strategy=..., modality=..., border=...)")
     p.add_argument("--scheduler", default="local", metavar="local|sequential|ADDRESS",
                    help="'local': a LocalCluster on this machine (default); 'sequential': in this process; "
                         "an address (tcp://host:8786): an existing Dask scheduler")

@@ -138,7 +138,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--bit-depth", type=int, choices=(8, 16), help="output bits per channel (default: as the input)")
     p.add_argument("--weights", help="network weights file for learned methods")
     p.add_argument("--device", help="torch device for learned methods (cpu, cuda)")
-    p.add_argument("--mode", help="fusion mode for methods that have several (e.g. IFCNN)")
+    p.add_argument("--mode", metavar="VALUE", help="deprecated: read as --opt mode=VALUE; use the method's own "
+                   "option (--opt nframe_strategy=..., modality=..., border=...)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="method option (repeatable), see 'mfif list -v'")
     p.add_argument("--retouch", metavar="STROKES.json", help="paint source frames into the result along the brush "
                    "strokes saved by 'mfif app' (mfif.retouch)")

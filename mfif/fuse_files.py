@@ -10,11 +10,15 @@ from mfif.errors import InputError, MfifError
 
 
 def _collect_options(args, spec) -> dict:
-    """``--opt KEY=VALUE`` (typed by ``spec``'s options dataclass) plus --weights/--device/--mode."""
+    """``--opt KEY=VALUE`` (typed by ``spec``'s options dataclass) plus --weights/--device, and the
+    deprecated ``--mode X`` read as ``--opt mode=X`` (a renamed option's old name, with a warning)."""
     from mfif.options import split_pairs
 
-    options = spec.parse_options(split_pairs(args.opt))
-    for name in ("weights", "device", "mode"):
+    texts = split_pairs(args.opt)
+    if getattr(args, "mode", None) is not None:
+        texts.setdefault("mode", args.mode)
+    options = spec.parse_options(texts)
+    for name in ("weights", "device"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value

@@ -78,7 +78,10 @@ class MethodSpec:
 
     def make_options(self, **overrides):
         """Build the options dataclass from this entry's defaults and ``overrides`` (checked)."""
+        from mfif.options import renamed_options
+
         _, options_cls = self.load()
+        overrides = renamed_options(options_cls, overrides, owner=f"method '{self.name}'")
         names = {f.name for f in dataclasses.fields(options_cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:

@@ -29,7 +29,7 @@ This module is the engine and knows no method: each method declares its plan bes
 (``MethodSpec.tile_plan``, e.g. :func:`mfif.classical.gff.gff_tile_plan`); the learned methods'
 plans (halo >= the network's receptive field, global steps on the full-size map) are in
 ``mfif/models/<name>/tile_plan.py``, each with its receptive field. Pairwise methods that fold more than two frames in series (``ba``,
-``cnn`` with ``mode="series"``) have a global step per fold: their plan says ``series=True`` and
+``cnn`` with ``nframe_strategy="series"``) have a global step per fold: their plan says ``series=True`` and
 the pair plan runs once per fold on the full-size running result. A method without a plan still
 runs in tiles when asked (``--tile``; never automatically) with a generic 96-pixel halo, its own
 global steps then running per tile; a warning says the result only approximates one pass.

@@ -31,7 +31,7 @@ def _ifcnn_weights():
 CASES = [
     ("cnn-slight", {}, 2, 96, 96, 48),
     ("cnn-slight", {}, 3, 96, 96, 48),  # N-way: N-way small-region removal on the full map
-    ("cnn-slight", {"mode": "series"}, 3, 96, 96, 48),  # one global step per pairwise fold
+    ("cnn-slight", {"nframe_strategy": "series"}, 3, 96, 96, 48),  # one global step per pairwise fold
     ("hf-seg", {}, 2, 64, 320, 96),
     ("hf-reg", {}, 2, 64, 320, 96),
     ("ifcnn-max", {"weights": "random"}, 2, 96, 96, 48),

@@ -7,6 +7,7 @@ all channels come from one frame); the approximation band is averaged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pywt
@@ -18,11 +19,14 @@ from mfif.result import FusionResult
 @dataclass
 class WaveletOptions:
     """wavelet: PyWavelets name; levels: decomposition levels (0 = automatic, at most 4);
-    mode: signal extension mode."""
+    border: how the signal is extended past the image border (a PyWavelets signal extension mode:
+    ``symmetric``, ``periodization``, ``zero``, ...; the old name ``mode`` still works)."""
+
+    RENAMED_OPTIONS: ClassVar[dict[str, str]] = {"mode": "border"}
 
     wavelet: str = "db2"
     levels: int = 0
-    mode: str = "symmetric"
+    border: str = "symmetric"
 
 
 def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> FusionResult:
@@ -37,7 +41,7 @@ def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> 
     levels = options.levels or min(4, max_level)
     levels = max(1, min(levels, max(max_level, 1)))
     # coeffs[frame][channel] = [cA, (cH, cV, cD) per level coarse->fine]
-    coeffs = [[pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.mode, level=levels)
+    coeffs = [[pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.border, level=levels)
                for ch in range(c)] for frame in stack]
     fused_channels = [[np.mean([coeffs[i][ch][0] for i in range(n)], axis=0)] for ch in range(c)]
     finest_activity = None
@@ -54,7 +58,7 @@ def wavelet_fusion(stack: np.ndarray, options: WaveletOptions | None = None) -> 
                     fused_channels[ch].append([])
                 fused_channels[ch][lvl].append(picked[ch])
     fused = np.stack([
-        pywt.waverec2([fc[0]] + [tuple(b) for b in fc[1:]], wavelet, mode=options.mode)[:h, :w]
+        pywt.waverec2([fc[0]] + [tuple(b) for b in fc[1:]], wavelet, mode=options.border)[:h, :w]
         for fc in fused_channels])
     # Decision map for display: which frame has the most finest-level detail energy, at full size.
     decision = np.argmax(finest_activity, axis=0)
@@ -86,7 +90,7 @@ def wavelet_stream(frames, options: WaveletOptions | None = None) -> FusionResul
             max_level = pywt.dwt_max_level(min(h, w), wavelet.dec_len)
             levels = options.levels or min(4, max_level)
             levels = max(1, min(levels, max(max_level, 1)))
-        coeffs = [pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.mode, level=levels)
+        coeffs = [pywt.wavedec2(frame[ch].astype(np.float64), wavelet, mode=options.border, level=levels)
                   for ch in range(c)]
         a = np.stack([coeffs[ch][0] for ch in range(c)])
         approx = a if approx is None else approx + a
@@ -117,7 +121,7 @@ def wavelet_stream(frames, options: WaveletOptions | None = None) -> FusionResul
     approx /= n
     fused = np.stack([
         pywt.waverec2([approx[ch]] + [tuple(picked[lvl][band][ch] for band in range(3)) for lvl in range(levels)],
-                      wavelet, mode=options.mode)[:h, :w]
+                      wavelet, mode=options.border)[:h, :w]
         for ch in range(c)])
     decision = np.repeat(np.repeat(finest_choice, 2, axis=0), 2, axis=1)
     decision = np.pad(decision, ((0, max(0, h - decision.shape[0])), (0, max(0, w - decision.shape[1]))), mode="edge")[:h, :w]

@@ -14,7 +14,7 @@ network", Information Fusion 36 (2017) 191-207, Sec. 3.4. Stages, for a pair (A,
    the filter output is not clipped (as the authors' code);
 6. fusion: F = w A + (1 - w) B per channel (the fused image is clipped to [0, 1]).
 
-More than two frames (``mode``):
+More than two frames (``nframe_strategy``):
 
 - ``"nway"`` (default, order independent): the trunk runs once per frame; for every ordered pair
   (i, k) the head gives p_ik = p(i sharper than k); the pair score s_ik = (p_ik + 1 - p_ki) / 2
@@ -25,7 +25,7 @@ More than two frames (``mode``):
 - ``"series"`` (the paper's suggestion): fuse frame 0 with frame 1, the result with frame 2, ... in
   the given order; the result depends on the order.
 
-With exactly two frames both modes are the paper's pipeline above. Step 2 is symmetrised by
+With exactly two frames both strategies are the paper's pipeline above. Step 2 is symmetrised by
 default for our weights (``symmetric``: the score is (p(A, B) + 1 - p(B, A)) / 2, so swapping A
 and B gives the same fused image); with the authors' ``.mat`` weights it is off, so the parity
 test against the authors' outputs checks the paper's pipeline unchanged.
@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ from mfif.result import FusionResult
 from mfif.stack_rule import nframe_fusion_from_decision, use_nframe_rule
 from mfif.models.device import resolve_device
 
-MODES = ("nway", "series")
+NFRAME_STRATEGIES = ("nway", "series")
 
 
 @dataclass
@@ -81,7 +82,8 @@ class LiuCNNOptions:
             +75 % time; numbers in the model cards ``mfif/weights/liu_cnn_*.md``). None (default):
             on, except with the authors' MATLAB weights (``weights=*.mat``), where the paper's
             one-order pipeline is kept so that their outputs are reproduced. True/False force it.
-        mode: more than two frames: ``"nway"`` (argmax of per-frame scores) or ``"series"``.
+        nframe_strategy: more than two frames: ``"nway"`` (argmax of per-frame scores) or ``"series"``
+            (formerly ``mode``; the old name still works, with a warning).
         stack_rule: ``nway`` with more than two frames: ``"auto"`` = the argmax goes through the
             N-frame rule of :mod:`mfif.stack_rule` (label consistency, multiresolution spline)
             instead of small-region removal and guided filtering; ``"pair"``: the paper's steps.
@@ -91,6 +93,8 @@ class LiuCNNOptions:
         init: ``"pretrained"`` (load ``weights`` / the shipped file) or ``"random"`` (tests only).
     """
 
+    RENAMED_OPTIONS: ClassVar[dict[str, str]] = {"mode": "nframe_strategy"}
+
     variant: str = "slight"
     weights: str | None = None
     area_fraction: float = 0.01
@@ -98,7 +102,7 @@ class LiuCNNOptions:
     eps: float = 0.1
     threshold: float = 0.5
     symmetric: bool | None = None
-    mode: str = "nway"
+    nframe_strategy: str = "nway"
     device: str = "auto"
     max_strip_bytes: int = 768 * 2**20
     init: str = "pretrained"
@@ -311,14 +315,15 @@ def liu_cnn_fusion(stack: np.ndarray, options: LiuCNNOptions | None = None) -> F
         ``initial`` (thresholded map, 1 = A) and ``refined`` (w) for a pair.
     """
     o = options or LiuCNNOptions()
-    if o.mode not in MODES:
-        raise InputError(f"unknown mode {o.mode!r} for the Liu CNN; choose one of {', '.join(MODES)}")
+    if o.nframe_strategy not in NFRAME_STRATEGIES:
+        raise InputError(f"unknown nframe_strategy {o.nframe_strategy!r} for the Liu CNN; "
+                         f"choose one of {', '.join(NFRAME_STRATEGIES)}")
     if not math.isfinite(o.area_fraction) or o.area_fraction < 0 or o.radius < 0 or o.eps <= 0:
         raise InputError(f"invalid options: area_fraction={o.area_fraction}, radius={o.radius}, eps={o.eps}")
     stack = _check_stack(stack)
     net = load_network(o)
     info = {"variant": o.variant, "weights": str(getattr(getattr(net, "weights_info", None), "path", None) or o.init)}
-    if stack.shape[0] == 2 or o.mode == "series":
+    if stack.shape[0] == 2 or o.nframe_strategy == "series":
         info["symmetric"] = uses_symmetric_scores(net, o)
     if stack.shape[0] == 2:
         r = _fuse_pair(net, stack, o)
@@ -327,7 +332,7 @@ def liu_cnn_fusion(stack: np.ndarray, options: LiuCNNOptions | None = None) -> F
                               maps={"focus": r["focus"], "initial": r["initial"].astype(np.float32),
                                     "refined": r["weights"][0]},
                               info={"mode": "pair"})
-    elif o.mode == "series":
+    elif o.nframe_strategy == "series":
         result = _series(net, stack, o)
     else:
         result = _nway(net, stack, o)

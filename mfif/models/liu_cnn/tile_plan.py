@@ -1,6 +1,6 @@
 """Tile plan of ``cnn`` / ``cnn-slight`` (:mod:`mfif.tiling`): decide (score map + focus map,
 receptive radius 19, + 1 for the stride-2 phase -> 24) per tile, small-region removal on the
-full-size map, guided filter (2r + 2) and blend per tile. ``mode="series"`` with N > 2 folds pairs
+full-size map, guided filter (2r + 2) and blend per tile. ``nframe_strategy="series"`` with N > 2 folds pairs
 (``series=True``): the pair plan runs once per fold on the full-size running result.
 
 Tested (``tests/test_tile_plans.py``): tiled == one pass to within 1/255, and the halo covers the
@@ -64,9 +64,9 @@ def _liu_finish(stack: np.ndarray, decision: np.ndarray, o) -> FusionResult:
 def liu_cnn_tile_plan(options, shape: tuple[int, ...]):
     """Plan of ``cnn`` / ``cnn-slight``: decide (dense scores -> focus map -> decision) per tile,
     small-region removal on the full map, guided filter + blend per tile. Tile origins are even
-    (the score map has stride 2). ``mode="series"`` with N > 2 folds pairs (``series=True``)."""
+    (the score map has stride 2). ``nframe_strategy="series"`` with N > 2 folds pairs (``series=True``)."""
     n = shape[0]
-    series = n > 2 and options.mode == "series"
+    series = n > 2 and options.nframe_strategy == "series"
     from mfif.stack_rule import auto_levels, fuse_by_decision, global_step, use_nframe_rule
 
     if not series and use_nframe_rule(options.stack_rule, n):  # the N-frame rule (mfif.stack_rule)

@@ -339,7 +339,7 @@ def _three_frames(size: int = 72) -> np.ndarray:
 def test_nway_is_order_independent_and_series_runs(mat_path):
     stack = _three_frames()
     for rule in ("auto", "pair"):  # the N-frame rule (mfif.stack_rule) and the paper's steps
-        opts = LiuCNNOptions(variant="slight", weights=str(mat_path), mode="nway", area_fraction=0.0, stack_rule=rule)
+        opts = LiuCNNOptions(variant="slight", weights=str(mat_path), nframe_strategy="nway", area_fraction=0.0, stack_rule=rule)
         ref = liu_cnn_fusion(stack, opts)
         for perm in ([2, 0, 1], [1, 2, 0], [2, 1, 0]):
             got = liu_cnn_fusion(stack[perm], opts)
@@ -347,7 +347,7 @@ def test_nway_is_order_independent_and_series_runs(mat_path):
             np.testing.assert_array_equal(np.asarray(perm)[got.decision], ref.decision)
     assert ref.weights.shape == (3, 72, 72)
     np.testing.assert_allclose(ref.weights.sum(0), 1.0, atol=1e-5)
-    series = liu_cnn_fusion(stack, LiuCNNOptions(variant="slight", weights=str(mat_path), mode="series"))
+    series = liu_cnn_fusion(stack, LiuCNNOptions(variant="slight", weights=str(mat_path), nframe_strategy="series"))
     assert series.fused.shape == ref.fused.shape and series.weights.shape == (3, 72, 72)
     np.testing.assert_allclose(series.weights.sum(0), 1.0, atol=1e-4)
 
