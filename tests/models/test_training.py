@@ -128,3 +128,23 @@ def test_fit_rejects_unknown_precision():
         fit(net, opt, lambda s: net(torch.ones(1, 2)).sum(), start_step=0, total_steps=1, lr_at=lambda s: 0.1,
             checkpoint=lambda s: None, checkpoint_minutes=1e9, wall_start=time.time(), progress=False,
             precision="fp8")
+
+
+@pytest.mark.parametrize("name, module, cls, out", [("cnn", "mfif.models.liu_cnn.trainer", "LiuTrainConfig", "runs/liu_cnn"),
+                                                    ("ba", "mfif.models.ba.trainer", "BATrainConfig", "runs/ba")])
+def test_liu_and_ba_configs_share_run_config_and_keep_their_flags(name, module, cls, out):
+    import dataclasses
+    import importlib
+
+    from mfif.models.training import RunConfig
+
+    config = getattr(importlib.import_module(module), cls)
+    assert issubclass(config, RunConfig)
+    own = {f.name for f in dataclasses.fields(config)} - {f.name for f in dataclasses.fields(RunConfig)}
+    assert not own & {"seed", "device", "threads", "checkpoint_minutes", "max_minutes", "max_steps", "precision"}
+    args = _parse(name)  # the defaults these flags had before RunConfig
+    assert (args.out, args.seed, args.device, args.threads, args.checkpoint_minutes, args.max_minutes,
+            args.max_steps, args.precision) == (out, 0, "auto", 0, 5.0, 0.0, 0, "fp32")
+    assert _parse(name, "--precision", "bf16", "--seed", "3", "--max-steps", "7").precision == "bf16"
+    with pytest.raises(SystemExit):
+        _parse(name, "--precision", "fp16")

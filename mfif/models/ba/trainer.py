@@ -62,8 +62,8 @@ import cv2
 import numpy as np
 
 from mfif.errors import InputError
-from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
-                                  default_data_root, fit, load_checkpoint, resume_path)
+from mfif.models.training import (CHECKPOINT, PRECISIONS, RunConfig, add_dataclass_flags, add_run_flags, atomic_save,
+                                  check_resume_config, default_data_root, fit, load_checkpoint, resume_path)
 
 NETS = ("initial", "boundary")
 PATCH, CENTRE = 64, 32
@@ -73,12 +73,14 @@ LR_DROPS = (0.4, 0.6, 0.8, 0.9)  # the paper's epochs 80/120/160/180 of 200
 
 
 @dataclass
-class BATrainConfig:
-    """One training run (every field is a ``--flag`` of ``mfif train ba``)."""
+class BATrainConfig(RunConfig):
+    """One training run (every field is a ``--flag`` of ``mfif train ba``): the shared run fields of
+    :class:`~mfif.models.training.RunConfig` (out, seed, device, threads, precision, checkpoint and
+    budget) plus these."""
 
+    out: str = "runs/ba"
     net: str = "initial"
     data: str = ""
-    out: str = "runs/ba"
     arch: str = "resnet20-narrow"
     steps: int = 300
     crops: int = 4
@@ -92,12 +94,6 @@ class BATrainConfig:
     val_patches: int = 20
     val_every: int = 0
     val_seed: int = 0
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    checkpoint_minutes: float = 5.0
-    max_minutes: float = 0.0
-    max_steps: int = 0
     init: str | None = None
     export: str | None = None
     resume: str | None = None
@@ -465,7 +461,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
               checkpoint=checkpoint, checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0,
               max_minutes=cfg.max_minutes, max_steps=cfg.max_steps, validate=validate, history=history,
               log_every=5, postfix_every=5, units_per_step=windows_per_step, unit_name="windows_s",
-              desc=f"train ba {cfg.net}", progress=progress)
+              desc=f"train ba {cfg.net}", progress=progress, precision=cfg.precision)
     step, stopped_early, ema = run.step, run.stopped_early, run.loss_ema
     checkpoint(step)
     summary = {
@@ -505,7 +501,7 @@ def train_ba(cfg: BATrainConfig, *, progress: bool = True, sources=None) -> dict
 
 def add_arguments(parser, name: str = "ba") -> None:
     """Flags of ``mfif train ba``: one per :class:`BATrainConfig` field."""
-    add_dataclass_flags(parser, BATrainConfig, skip=("resume",), choices={"net": NETS},
+    add_dataclass_flags(parser, BATrainConfig, skip=("resume",), choices={"net": NETS, "precision": PRECISIONS},
                         helps={"net": "which BA net (default: initial)"})
     add_run_flags(parser)
 

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from mfif.errors import InputError
-from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save, check_resume_config,
-                                  default_data_root, fit, load_checkpoint, resume_path)
+from mfif.models.training import (CHECKPOINT, PRECISIONS, RunConfig, add_dataclass_flags, add_run_flags, atomic_save,
+                                  check_resume_config, default_data_root, fit, load_checkpoint, resume_path)
 
 SCHEDULES = {
     "paper": dict(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=5e-4, pairs=1_000_000, epochs=10),
@@ -49,15 +49,17 @@ VARIANT_OF = {"cnn": "original", "cnn-slight": "slight"}
 
 
 @dataclass
-class LiuTrainConfig:
-    """Configuration of one training run (every field is a ``--flag`` of ``mfif train cnn``).
+class LiuTrainConfig(RunConfig):
+    """Configuration of one training run (every field is a ``--flag`` of ``mfif train cnn``): the
+    shared run fields of :class:`~mfif.models.training.RunConfig` (out, seed, device, threads,
+    precision, checkpoint and budget) plus these.
 
     Fields left at None take their value from ``schedule`` (:data:`SCHEDULES`).
     """
 
+    out: str = "runs/liu_cnn"
     variant: str = "slight"
     data: str = ""
-    out: str = "runs/liu_cnn"
     schedule: str = "cpu-fast"
     optimizer: str | None = None
     lr: float | None = None
@@ -70,12 +72,6 @@ class LiuTrainConfig:
     val_pairs: int = 5000
     variance_threshold: float = 25.0
     blur_levels: int = 5
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    checkpoint_minutes: float = 5.0
-    max_minutes: float = 0.0
-    max_steps: int = 0
     val_every: int = 0
     export: str | None = None
     resume: str | None = None
@@ -312,7 +308,7 @@ def train_liu_cnn(cfg: LiuTrainConfig, *, progress: bool = True) -> dict:
     run = fit(net, opt, step_loss, start_step=step, total_steps=total_steps, lr_at=lr_at, checkpoint=checkpoint,
               checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0, max_minutes=cfg.max_minutes,
               max_steps=cfg.max_steps, validate=validate, history=history, log_every=50, postfix_every=20,
-              units_per_step=cfg.batch_size, desc=f"train {cfg.variant}", progress=progress)
+              units_per_step=cfg.batch_size, desc=f"train {cfg.variant}", progress=progress, precision=cfg.precision)
     step, stopped_early, ema = run.step, run.stopped_early, run.loss_ema
     checkpoint(step)
     ev = evaluate(net, v_clear, v_blurred, device=device)
@@ -362,7 +358,7 @@ def model_card(summary: dict) -> str:
     cfg = summary["config"]
     name = "cnn" if summary["variant"] == "original" else "cnn-slight"
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
-                     if v not in (None, 0, 0.0) and k not in ("variant", "resume", "threads", "device"))
+                     if v not in (None, 0, 0.0, "fp32") and k not in ("variant", "resume", "threads", "device"))
     levels = ", ".join(f"{k}: {v:.4f}" for k, v in summary.get("val_accuracy_per_blur_level", {}).items())
     return f"""# Liu et al. 2017 CNN, {summary['variant']} variant (`{name}`) -- weights trained by mfif
 
@@ -403,7 +399,8 @@ def add_arguments(parser, name: str) -> None:
     """Flags of ``mfif train cnn|cnn-slight``: one per :class:`LiuTrainConfig` field."""
     parser.set_defaults(variant=VARIANT_OF[name])
     from_schedule = ("optimizer", "lr", "momentum", "weight_decay", "pairs", "epochs")
-    add_dataclass_flags(parser, LiuTrainConfig, skip=("variant", "resume"), choices={"schedule": SCHEDULES},
+    add_dataclass_flags(parser, LiuTrainConfig, skip=("variant", "resume"),
+                        choices={"schedule": SCHEDULES, "precision": PRECISIONS},
                         helps={k: "default: from --schedule" for k in from_schedule})
     add_run_flags(parser)
 

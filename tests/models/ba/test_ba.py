@@ -150,7 +150,7 @@ def _tiny_data(root):
     return root
 
 
-def test_tiny_training_lowers_loss_and_resumes(tmp_path):
+def test_tiny_training_lowers_loss_and_resumes(tmp_path, monkeypatch):
     from mfif.models.ba.network import build_ba_resnet
     from mfif.models.ba.trainer import BATrainConfig, photo_sources, train_ba
 
@@ -173,11 +173,16 @@ def test_tiny_training_lowers_loss_and_resumes(tmp_path):
     b = torch.load(tmp_path / "part" / "final.pt", weights_only=True)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=1e-4)
-    # the boundary net starts from the initial net's weights and exports the shipped format
+    # the boundary net starts from the initial net's weights and exports the shipped format (in bf16:
+    # the config's precision reaches fit())
+    import mfif.models.ba.trainer as trainer
+
+    precisions, real_fit = [], trainer.fit
+    monkeypatch.setattr(trainer, "fit", lambda *a, **k: precisions.append(k["precision"]) or real_fit(*a, **k))
     out = train_ba(BATrainConfig(**{**common, "net": "boundary", "steps": 2}, out=str(tmp_path / "b"),
-                                 init=str(tmp_path / "full" / "final.pt"), export=str(tmp_path / "b.pt")),
-                   progress=False)
-    assert out["steps"] == 2
+                                 init=str(tmp_path / "full" / "final.pt"), export=str(tmp_path / "b.pt"),
+                                 precision="bf16"), progress=False)
+    assert out["steps"] == 2 and precisions == ["bf16"] and out["config"]["precision"] == "bf16"
     assert build_ba_resnet(weights=tmp_path / "b.pt", role="boundary").weights_info.role == "boundary"
     with pytest.raises(InputError, match="checkpoint has"):
         train_ba(BATrainConfig(out=str(tmp_path / "part"), resume=str(tmp_path / "part" / "last.pt"),

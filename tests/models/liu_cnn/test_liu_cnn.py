@@ -409,3 +409,20 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     # the final checkpoint loads as --weights
     assert build_liu_cnn("slight", tmp_path / "part" / "final.pt").variant == "slight"
+
+
+def test_training_passes_precision_to_fit(tmp_path, monkeypatch):
+    import mfif.models.liu_cnn.trainer as trainer
+
+    seen = []
+
+    def fit(*args, precision, **kwargs):
+        seen.append(precision)
+        raise KeyboardInterrupt  # stop before any step: only the wiring is under test
+
+    monkeypatch.setattr(trainer, "fit", fit)
+    data = _photo_folder(tmp_path / "photos")
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_liu_cnn(trainer.LiuTrainConfig(out=str(tmp_path / "o"), data=str(data), pairs=16, epochs=1,
+                                                     batch_size=16, val_pairs=16, precision="bf16"), progress=False)
+    assert seen == ["bf16"]
