@@ -58,6 +58,17 @@ class WeightsFile:
         return {"format": self.format, **self.arch, "state_dict": self.tensors, "meta": self.meta}
 
 
+def shipped_weights_file(path: str | os.PathLike, *, what: str, train_command: str,
+                         alternative: str = "pass --weights") -> Path:
+    """``path`` (a shipped file in :data:`WEIGHTS_DIR`) if it is there; otherwise the one
+    :class:`WeightsError` every network gives: ``no shipped <what> at <path>; train them with
+    '<train_command>' or <alternative>``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no shipped {what} at {path}; train them with '{train_command}' or {alternative}")
+    return path
+
+
 def is_safetensors(path: str | os.PathLike) -> bool:
     """True if the file starts like a safetensors file (8-byte header length, then a JSON object)."""
     with open(path, "rb") as fh:

@@ -95,3 +95,26 @@ def test_network_cache_builds_once_and_sees_a_rewritten_file(tmp_path):
     cached_network(("net", *file_key(path)), build)
     assert len(built) == 2
     clear_network_cache()
+
+
+@pytest.mark.parametrize("build, kwargs, message", [
+    ("mfif.models.liu_cnn.network:build_liu_cnn", {"variant": "original"},
+     "no shipped weights for the original Liu CNN at {p}/liu_cnn_original.safetensors; train them with 'mfif train cnn' or pass --weights"),
+    ("mfif.models.ba.network:build_ba_resnet", {"role": "boundary"},
+     "no shipped weights for the BA boundary net at {p}/ba_boundary.safetensors; "
+     "train them with 'mfif train ba --net boundary' or pass the weights file"),
+])
+def test_missing_shipped_weights_is_one_message_from_one_helper(build, kwargs, message, tmp_path, monkeypatch):
+    import importlib
+
+    from mfif.errors import WeightsError
+    from mfif.models.weights import shipped_weights_file
+
+    module, _, name = build.partition(":")
+    module = importlib.import_module(module)
+    monkeypatch.setattr(module, "WEIGHTS_DIR", tmp_path)  # a checkout without the shipped files
+    with pytest.raises(WeightsError) as err:
+        getattr(module, name)(pretrained=True, **kwargs)
+    assert str(err.value) == message.format(p=tmp_path)
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    assert shipped_weights_file(tmp_path / "x.safetensors", what="w", train_command="c") == tmp_path / "x.safetensors"

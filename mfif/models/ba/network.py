@@ -72,7 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
-from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
+from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, shipped_weights_file, write_weights
 from mfif.models.weights import check_state_dict as check_weights
 
 PATCH = 64  # input window
@@ -383,10 +383,9 @@ def build_ba_resnet(config: BAConfig | str | None = None, weights: str | os.Path
             raise InputError(f"unknown BA network config {config!r}; choose one of {', '.join(CONFIGS)}")
         config = CONFIGS[config]
     if weights is None and pretrained:
-        weights = default_weights_path(role or "initial")
-        if not Path(weights).is_file():
-            raise WeightsError(f"no shipped weights for the BA {role} net at {weights}; "
-                               f"train them with 'mfif train ba --net {role}' or pass the weights file")
+        shipped = role or "initial"
+        weights = shipped_weights_file(default_weights_path(shipped), what=f"weights for the BA {shipped} net",
+                                       train_command=f"mfif train ba --net {shipped}", alternative="pass the weights file")
     if weights is None:
         return BAResNet(config)
     state, info = load_ba_weights(weights, role)

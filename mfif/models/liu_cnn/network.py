@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mfif.errors import InputError, WeightsError
-from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, write_weights
+from mfif.models.weights import SUFFIX, WEIGHTS_DIR, read_weights, shipped_weights_file, write_weights
 from mfif.models.weights import check_state_dict as check_weights
 
 VARIANTS = ("original", "slight")
@@ -404,10 +404,8 @@ def build_liu_cnn(variant: str = "slight", weights: str | os.PathLike | dict | N
     """
     net = LiuCNN(variant)
     if weights is None and pretrained:
-        weights = default_weights_path(variant)
-        if not Path(weights).is_file():
-            raise WeightsError(f"no shipped weights for the {variant} Liu CNN at {weights}; "
-                               f"train them with 'mfif train {'cnn' if variant == 'original' else 'cnn-slight'}' or pass --weights")
+        weights = shipped_weights_file(default_weights_path(variant), what=f"weights for the {variant} Liu CNN",
+                                       train_command=f"mfif train {'cnn' if variant == 'original' else 'cnn-slight'}")
     if weights is None:
         return net
     if isinstance(weights, dict):
