@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerates benchmarks/results/eval-learned (every learned method with our shipped weights, the
-# authors' released weights where they exist, next to gff and sml) and eval-cnn-original (the
-# original Liu CNN, slow on CPU, on a subset). Results are cached in $CACHE: a re-run only computes
+# authors' released weights where they exist, next to gff and sml), eval-cnn-original (the
+# original Liu CNN, slow on CPU, on a subset) and eval-hourglass-stacks (the hourglass N-frame
+# strategies on the dev set's three-frame stacks). Results are cached in $CACHE: a re-run only computes
 # what is new. Needs ../shared and the synthetic dev set:
 #   mfif synth --devset --source ../shared/data/train/bsds500 -o scratch/devset
 set -euo pipefail
@@ -29,6 +30,13 @@ for i in $(seq -f "%03g" 0 39); do for t in A B GT; do
 mfif eval --data $SHARED/data/mf-real/liu-grayscale --data $SHARED/data/mf-real/sesf-extra \
   --data scratch/devset-sub/devset-pairs40 --methods gff,cnn-slight,cnn,ba --variant ba-initial=ba:refine=false \
   --metrics $METRICS --grid g_01,pair_002 -o "$OUT/eval-cnn-original" --cache "$CACHE"
+
+# the dev set's 20 three-frame stacks: each hourglass N-frame strategy as a variant, next to gff
+# (hf-seg alone is its default, champion; the order dependence is benchmarks/hourglass_dev.py)
+mfif eval --data "$DEVSET/stacks" --methods gff,hf-seg,hf-reg \
+  --variant hf-seg-series=hf-seg:mode=series --variant hf-seg-nway=hf-seg:mode=nway \
+  --variant hf-reg-near=hf-reg:near=true \
+  --metrics PSNR_GT,SSIM_GT --grid stack_00 -o "$OUT/eval-hourglass-stacks" --cache "$CACHE"
 
 python benchmarks/boundary_band.py --devset "$DEVSET" --cache "$CACHE" \
   --labels gff,sml,cnn-slight,cnn-slight-authors,ba,ba-initial,hf-seg,hf-reg,hf-reg-near,ifcnn-max,ifcnn-max-authors \

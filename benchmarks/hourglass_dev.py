@@ -1,26 +1,25 @@
-"""Dev-set evaluation of HF-Seg / HF-Reg / HF-Reg+Near next to ``cnn`` and ``gff`` (issue 8).
+"""Order dependence of HF-Seg / HF-Reg / HF-Reg+Near on the dev set and the real pairs (issue 8).
 
-    python benchmarks/hourglass_dev.py --devset runs/devset --out benchmarks/results/hourglass_dev \
-        [--parts synth,stacks,real,comm] [--limit N] [--max-minutes M] [--seg-weights F] [--reg-weights F]
+    python benchmarks/hourglass_dev.py --devset scratch/devset --out benchmarks/results/hourglass_dev \
+        [--parts stacks,comm] [--limit N] [--max-minutes M] [--seg-weights F] [--reg-weights F]
 
+Quality on the dev set (the 100 GT pairs, the 20 three-frame stacks with each N-frame strategy as
+a variant) and on ../shared/data/mf-real is ``mfif eval``: ``benchmarks/eval_learned.sh``. This
+script measures what ``mfif eval`` does not: how much the result depends on the frame order.
 Parts (rows are appended to ``OUT/<part>.jsonl`` as they are computed; a rerun skips done items):
 
-- ``synth``: the dev set's 100 GT pairs (``mfif synth --devset``, BSDS500 test): PSNR_GT, SSIM_GT,
-  and for the hourglass nets the commutativity error: mean squared difference between f(A, B) and
-  f(B, A) of the fused images (HF-Reg: of the regression; HF-Reg+Near: of the Near result).
 - ``stacks``: the dev set's 20 three-frame stacks: PSNR_GT of HF-Seg ``series`` (the paper's
-  f(f(x0, x1), x2)) and ``nway`` (our symmetric rule), HF-Reg series (+Near), gff, and the PSNR of
-  the series results on the reversed frame order (order dependence).
-- ``real``: ../shared/data/mf-real (liu-grayscale; sesf-extra without the Savic/TID pairs, which
-  are larger copies of mfifb's savic_*; mfifb without stand_* and newspaper, half-size copies of
-  liu-grayscale): Q_MI, Q_G (ZL), Q_G_yl, Q_Y_yl, Q_CB, and the commutativity error.
-- ``comm``: the commutativity error alone (no gff / cnn), for HF-Seg, HF-Reg and HF-Reg+Near, on
-  every synthetic pair (with their PSNR_GT / SSIM_GT) and every real pair of ../shared/data/mf-real,
-  the 90 of ``real`` first and then the 19 copies it leaves out (rows flagged ``duplicate``), so a
-  time-limited run covers the deduplicated set first. Rows go to ``OUT/comm.jsonl``.
+  f(f(x0, x1), x2)) and ``nway`` (our symmetric rule), HF-Reg series (+Near), gff, in the given
+  and in the reversed frame order, and the mean squared difference between the two results.
+- ``comm``: the commutativity error, mean squared difference between f(A, B) and f(B, A), for
+  HF-Seg, HF-Reg (the regression) and HF-Reg+Near, on every synthetic pair (with their PSNR_GT /
+  SSIM_GT) and every real pair of ../shared/data/mf-real, a deduplicated set first (liu-grayscale;
+  sesf-extra without the Savic/TID pairs, which are larger copies of mfifb's savic_*; mfifb without
+  stand_* and newspaper, half-size copies of liu-grayscale) and then the 19 copies it leaves out
+  (rows flagged ``duplicate``), so a time-limited run covers the deduplicated set first.
 
-``cnn`` runs when its shipped weights exist (else ``cnn-slight``'s, else it is left out; the
-summary says which). A summary table is written to ``OUT/summary.md``.
+A summary table is written to ``OUT/summary.md``. (The ``synth`` and ``real`` parts of earlier
+versions, scores next to gff and cnn, are ``eval_learned.sh``'s ``eval-learned`` tables now.)
 """
 from __future__ import annotations
 
@@ -39,21 +38,11 @@ import mfif  # noqa: E402
 from mfif.io import read_image, read_stack  # noqa: E402
 from mfif.metrics import METRICS  # noqa: E402
 
-REAL_METRICS = ("Q_MI", "Q_G", "Q_G_yl", "Q_Y_yl", "Q_CB")
 GT_METRICS = ("PSNR_GT", "SSIM_GT")
 
 
 def _mse(x, y) -> float:
     return float(np.mean((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
-
-
-def _cnn_method() -> str | None:
-    from mfif.methods import METHODS
-
-    for name, file in (("cnn", "liu_cnn_original.safetensors"), ("cnn-slight", "liu_cnn_slight.safetensors")):
-        if name in METHODS and (ROOT / "mfif" / "weights" / file).is_file():
-            return name
-    return None
 
 
 def _pairs(folder: Path) -> list[tuple[str, Path, Path, Path | None]]:
@@ -94,29 +83,6 @@ class Runner:
     def __init__(self, args):
         self.seg_opts = {"weights": args.seg_weights} if args.seg_weights else {}
         self.reg_opts = {"weights": args.reg_weights} if args.reg_weights else {}
-        self.cnn = _cnn_method()
-
-    def pair_outputs(self, a: np.ndarray, b: np.ndarray) -> tuple[dict, dict]:
-        """fused images per method, and the commutativity MSE of the hourglass ones."""
-        ab, ba = np.stack([a, b]), np.stack([b, a])
-        fused, comm, secs = {}, {}, {}
-        t = time.perf_counter()
-        s1 = mfif.fuse(ab, method="hf-seg", **self.seg_opts).fused
-        secs["hf-seg"] = time.perf_counter() - t
-        s2 = mfif.fuse(ba, method="hf-seg", **self.seg_opts).fused
-        fused["hf-seg"], comm["hf-seg"] = s1, _mse(s1, s2)
-        t = time.perf_counter()
-        r1 = mfif.fuse(ab, method="hf-reg", near=True, **self.reg_opts)
-        secs["hf-reg"] = time.perf_counter() - t
-        r2 = mfif.fuse(ba, method="hf-reg", near=True, **self.reg_opts)
-        fused["hf-reg"], comm["hf-reg"] = r1.maps["regressed"], _mse(r1.maps["regressed"], r2.maps["regressed"])
-        fused["hf-reg+near"], comm["hf-reg+near"] = r1.fused, _mse(r1.fused, r2.fused)
-        secs["hf-reg+near"] = secs["hf-reg"]  # one call gives both (the regression is maps["regressed"])
-        for m in ["gff"] + ([self.cnn] if self.cnn else []):
-            t = time.perf_counter()
-            fused[m] = mfif.fuse(ab, method=m).fused
-            secs[m] = time.perf_counter() - t
-        return fused, {"comm": comm, "seconds": secs}
 
 
 def _score(names, sources, fused, gt=None) -> dict:
@@ -151,17 +117,6 @@ def _pending(items, out: Path, deadline: float, name=lambda item: item[0]):
             print(f"time budget reached before {name(item)}")
             return
         yield item
-
-
-def run_pairs(runner: Runner, items, out: Path, metrics, deadline: float, limit: int) -> None:
-    for name, a_path, b_path, gt_path in _pending(items[:limit] if limit else items, out, deadline):
-        stack = read_stack([a_path, b_path]).images
-        gt = read_image(gt_path) if gt_path else None
-        fused, extra = runner.pair_outputs(stack[0], stack[1])
-        row = {"item": name, "shape": list(stack.shape), "comm": extra["comm"], "seconds": extra["seconds"],
-               "scores": {m: _score(metrics, stack, f, gt) for m, f in fused.items()}}
-        _append(out, row)
-        print(f"{name}: " + ", ".join(f"{m} {v[metrics[0]]:.4g}" for m, v in row["scores"].items()), flush=True)
 
 
 def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: int) -> None:
@@ -250,24 +205,8 @@ def _median(values) -> float:
     return float(np.median(v)) if v.size else float("nan")
 
 
-def summarise(out_dir: Path, runner: Runner) -> str:
-    lines = [f"# Hourglass dev evaluation\n\ncnn column: `{runner.cnn or 'not available (no shipped weights)'}`\n"]
-    for part, metrics in (("synth", GT_METRICS), ("real", REAL_METRICS)):
-        path = out_dir / f"{part}.jsonl"
-        if not path.is_file():
-            continue
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        methods = list(rows[0]["scores"])
-        lines.append(f"## {part} ({len(rows)} pairs; mean (median))\n")
-        lines.append("| method | " + " | ".join(metrics) + " | commutativity MSE (mean / max) | s/pair |")
-        lines.append("|---" * (len(metrics) + 3) + "|")
-        for m in methods:
-            vals = [(_mean(r["scores"][m][k] for r in rows), _median(r["scores"][m][k] for r in rows)) for k in metrics]
-            comm = [r["comm"].get(m) for r in rows if m in r["comm"]]
-            comm_s = f"{_mean(comm):.2e} / {max(comm):.2e}" if comm else "-"
-            secs = _mean(r["seconds"].get(m) for r in rows)
-            lines.append(f"| {m} | " + " | ".join(f"{a:.4f} ({b:.4f})" for a, b in vals) + f" | {comm_s} | {secs:.2f} |")
-        lines.append("")
+def summarise(out_dir: Path) -> str:
+    lines = ["# Hourglass order dependence\n"]
     path = out_dir / "stacks.jsonl"
     if path.is_file():
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
@@ -289,10 +228,10 @@ def summarise(out_dir: Path, runner: Runner) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--devset", default=str(ROOT / "runs" / "devset"))
+    p.add_argument("--devset", default=str(ROOT / "scratch" / "devset"))
     p.add_argument("--real", default=str(ROOT.parent / "shared" / "data" / "mf-real"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hourglass_dev"))
-    p.add_argument("--parts", default="synth,stacks,real")
+    p.add_argument("--parts", default="stacks,comm")
     p.add_argument("--limit", type=int, default=0, help="at most N items per part (0 = all)")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop starting new items after this long")
     p.add_argument("--seg-weights")
@@ -305,18 +244,13 @@ def main() -> None:
     deadline = time.time() + 60 * args.max_minutes if args.max_minutes > 0 else float("inf")
     if not args.summary_only:
         for part in args.parts.split(","):
-            if part == "synth":
-                run_pairs(runner, _pairs(Path(args.devset) / "pairs"), out / "synth.jsonl", list(GT_METRICS),
-                          deadline, args.limit)
-            elif part == "stacks":
+            if part == "stacks":
                 run_stacks(runner, Path(args.devset), out / "stacks.jsonl", deadline, args.limit)
             elif part == "comm":
                 run_comm(runner, Path(args.devset), Path(args.real), out / "comm.jsonl", deadline, args.limit)
-            elif part == "real":
-                run_pairs(runner, real_pairs(Path(args.real)), out / "real.jsonl", list(REAL_METRICS), deadline, args.limit)
             else:
                 raise SystemExit(f"unknown part {part!r}")
-    print(summarise(out, runner))
+    print(summarise(out))
 
 
 if __name__ == "__main__":

@@ -19,16 +19,7 @@ import time
 import numpy as np
 import torch
 
-
-def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+from mfif.models.device import matmul_gflops
 
 
 def bench_variant(variant: str, size: int, repeats: int) -> dict:

@@ -46,6 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mfif.models.device import matmul_gflops  # noqa: E402
 from mfif.models.hourglass.network import HourglassConfig, HourglassNet, build_hourglass  # noqa: E402
 from mfif.models.ifcnn.network import IMAGENET_MEAN, IMAGENET_STD, build_ifcnn  # noqa: E402
 
@@ -205,18 +206,6 @@ def loss_check(task, batches: list[dict]) -> dict:
             "grad_cosine": float(F.cosine_similarity(g32, g16, dim=0))}
 
 
-def matmul_peak(n: int, dtype: torch.dtype, repeats: int = 7) -> float:
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8)
@@ -233,7 +222,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     batches = thinlens_batches(1 + args.noise_batches, args.batch, args.size)
-    peaks = {"fp32": matmul_peak(args.matmul_n, torch.float32), "bf16": matmul_peak(args.matmul_n, torch.bfloat16)}
+    peaks = {name: matmul_gflops(args.matmul_n, dtype, repeats=7)
+             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     print(f"matmul peak ({args.matmul_n}^2, {args.threads} threads): fp32 {peaks['fp32']:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16']:.1f} GFLOP/s", flush=True)
     tasks = {"ifcnn": IfcnnTask, "hourglass": HourglassTask}
@@ -253,7 +243,8 @@ def main(argv=None) -> int:
               f"grad cosine {check['grad_cosine']:.4f}", flush=True)
         results[task.name] = {"weights": task.weights, "ways": rows, "bf16_loss_check": check}
     # the peak again at the end (the load of a shared machine changes): keep the higher of the two
-    again = {"fp32": matmul_peak(args.matmul_n, torch.float32), "bf16": matmul_peak(args.matmul_n, torch.bfloat16)}
+    again = {name: matmul_gflops(args.matmul_n, dtype, repeats=7)
+             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     print(f"matmul peak at the end: fp32 {again['fp32']:.1f} GFLOP/s, bf16 {again['bf16']:.1f} GFLOP/s", flush=True)
     for k in peaks:
         if again[k] > peaks[k]:

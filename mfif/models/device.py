@@ -20,3 +20,20 @@ def resolve_device(name: str | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name!r} requested but CUDA is not available")
     return dev
+
+
+def matmul_gflops(n: int = 4096, dtype: torch.dtype = torch.float32, repeats: int = 5) -> float:
+    """This CPU's matrix-multiply throughput in GFLOP/s: ``torch.mm`` of two random ``n x n``
+    ``dtype`` matrices, best of ``repeats`` after one warm-up (the peak that the benchmarks state
+    achieved GFLOP/s against, measured in the same process)."""
+    import time
+
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9

@@ -148,3 +148,13 @@ def test_liu_and_ba_configs_share_run_config_and_keep_their_flags(name, module, 
     assert _parse(name, "--precision", "bf16", "--seed", "3", "--max-steps", "7").precision == "bf16"
     with pytest.raises(SystemExit):
         _parse(name, "--precision", "fp16")
+
+
+def test_matmul_gflops_counts_2n3_flops_per_best_multiply(monkeypatch):
+    import time
+
+    from mfif.models.device import matmul_gflops
+
+    ticks = iter([0.0, 0.5, 10.0, 10.25, 20.0, 21.0])  # three timed multiplies: 0.5 s, 0.25 s, 1 s
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))
+    assert matmul_gflops(8, repeats=3) == 2 * 8 ** 3 / 0.25 / 1e9
