@@ -21,6 +21,7 @@ import contextvars
 import glob
 import os
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -424,6 +425,52 @@ def encode_image(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_qua
     return add_colour_metadata(buf.tobytes(), suffix, icc=icc, resolution=resolution)
 
 
+_PROCESS_START = time.time()  # staging files older than this are not this process's
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check: keep the file unless it is older than this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(path: Path) -> list[Path]:
+    """Remove the staging files of ``path`` (``.NAME.<pid>.<random>.tmp`` beside it) that a killed
+    writer left behind: those whose process is gone, and those without a pid (older versions)
+    made before this process started. A live writer's files (another process, this one) stay.
+    Returns the removed paths."""
+    import re
+
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}\.tmp$")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent or "."))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1)) if match.group(1) else None
+        try:
+            if pid == os.getpid() or (pid is not None and _pid_alive(pid)):
+                continue
+            if pid is None and entry.stat(follow_symlinks=False).st_mtime >= _PROCESS_START:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove
+    return removed
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename over ``path`` (a file replaced
     keeps its permission bits; a new one gets 0o666 less the umask, as ``open`` would)."""
@@ -431,7 +478,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         mode = path.stat().st_mode & 0o7777
     except OSError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    remove_stale_staging(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent or ".")
     staged = _STAGED.get()
     try:
         with os.fdopen(fd, "wb") as fh:

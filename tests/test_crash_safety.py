@@ -2,7 +2,8 @@
 
 After any kill, every output file that exists is complete (identical to what an uninterrupted run
 writes, or loadable for checkpoints); nothing partial sits under an output name (only hidden
-``.NAME.*.tmp`` / ``NAME.tmp`` staging files may remain: a kill cannot clean up). A killed
+``.NAME.*.tmp`` / ``NAME.tmp`` staging files may remain: a kill cannot clean up; the next write of
+the same output removes the ``.NAME.<pid>.*.tmp`` ones whose process is gone). A killed
 training run resumes from its last checkpoint and ends with exactly the weights of an
 uninterrupted run (seeded, deterministic on CPU with one thread).
 
@@ -128,6 +129,29 @@ def test_fuse_killed_at_random_points_leaves_no_partial_output(tmp_path, fuse_ca
 @pytest.mark.slow
 def test_fuse_killed_20_times(tmp_path, fuse_case):
     _kill_fuse_runs(tmp_path, fuse_case, runs=20, seed=1)
+
+
+def test_next_fuse_removes_the_staging_files_a_killed_run_left(tmp_path, fuse_case):
+    frames, _, expected, _ = fuse_case
+    out = tmp_path / "out.png"
+    # a writer killed while its output was staged (what SIGKILL of `mfif fuse` leaves)
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal; from pathlib import Path; from mfif.io import all_or_nothing, write_bytes_atomic\n"
+        f"with all_or_nothing():\n    write_bytes_atomic(Path({str(out)!r}), b'partial')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)")], env=_env())
+    assert killed.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and re.fullmatch(r"\.out\.png\.[0-9]+\.\w{8}\.tmp", left[0]), left
+    old = tmp_path / ".out.png.abcd1234.tmp"  # an older version's name (no pid), from before this run
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    live = tmp_path / f".out.png.{os.getpid()}.abcd1234.tmp"  # a live writer of the same output
+    other = tmp_path / ".d.png.abcd1234.tmp"  # another output's staging file
+    for p in (live, other):
+        p.write_bytes(b"x")
+    _run_to_end(_mfif("fuse", *frames, "-o", out, "-m", "sml", "-q"))
+    assert out.read_bytes() == expected["out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.png", live.name, other.name])
 
 
 # ---------------------------------------------------------------------------------------------
