@@ -145,15 +145,15 @@ class StackJob:
 
 def discover_stacks(root: str | os.PathLike, out_dir: str | os.PathLike) -> list[StackJob]:
     """One :class:`StackJob` per subfolder of ``root`` that holds image files (sorted by name;
-    hidden folders skipped); its frames are the folder's images sorted by name."""
-    from mfif.io import IMAGE_SUFFIXES
+    hidden folders skipped); its frames are the folder's images (camera RAW included) sorted by name."""
+    from mfif.io import INPUT_SUFFIXES
 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: expected a folder of stack folders (one subfolder per stack)")
     jobs = []
     for d in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        frames = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        frames = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
         if frames:
             jobs.append(StackJob(d.name, tuple(str(f) for f in frames), str(out_dir)))
     if not jobs:

@@ -182,6 +182,19 @@ def test_raw_dng_reads_16bit_linear_and_fuses_to_16bit(tmp_path):
         set_raw_options(RawOptions())
 
 
+def test_fuse_batch_finds_raw_only_stack_folders(tmp_path):
+    pytest.importorskip("rawpy", reason="rawpy (pip install 'mfif[raw]') is not installed")
+    rng = np.random.default_rng(1)
+    for stack in ("s1", "s2"):
+        (tmp_path / "stacks" / stack).mkdir(parents=True)
+        for name in ("a", "b"):
+            _dng(tmp_path / "stacks" / stack / f"{name}.dng", (rng.random((32, 48)) * 3000 + 500).astype(np.uint16))
+    assert main(["fuse", "--batch", str(tmp_path / "stacks"), "-o", str(tmp_path / "out"), "-m", "average", "-q"]) == 0
+    for stack in ("s1", "s2"):
+        fused, info = read_image_with_info(next((tmp_path / "out").glob(f"{stack}.*")))
+        assert fused.shape == (3, 32, 48) and info.bit_depth == 16
+
+
 def test_raw_errors_are_one_line(tmp_path):
     pytest.importorskip("rawpy", reason="rawpy (pip install 'mfif[raw]') is not installed")
     (tmp_path / "junk.nef").write_bytes(b"not a raw file at all" * 10)
