@@ -13,6 +13,7 @@ unreadable folder), so an evaluation can report them and go on with the rest.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +55,16 @@ def _tag_key(tag: str):
     return (0, int(tag)) if tag.isdigit() else (1, tag.upper())
 
 
+def is_ground_truth(path: str | os.PathLike) -> bool:
+    """True for a ground-truth file name: ``GT.ext``, ``<anything>_GT.ext`` or ``<anything>-GT.ext``
+    (any case); such a file in a stack folder is not a frame."""
+    stem = Path(path).stem.upper()
+    return stem == "GT" or stem.endswith("_GT") or stem.endswith("-GT")
+
+
 def _stack_item(folder: Path) -> tuple[DatasetItem | None, str | None]:
     files = sorted(p for p in folder.iterdir() if _is_image(p))
-    gt = [p for p in files if p.stem.upper() == "GT" or p.stem.upper().endswith("_GT") or p.stem.upper().endswith("-GT")]
+    gt = [p for p in files if is_ground_truth(p)]
     frames = [p for p in files if p not in gt]
     if len(frames) < 2:
         return None, f"{folder}: stack folder has {len(frames)} frame(s); need at least 2"

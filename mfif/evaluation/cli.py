@@ -112,10 +112,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def run_stack_bench(args: argparse.Namespace) -> int:
     """``mfif bench --stack``: see :mod:`mfif.evaluation.stack_bench`."""
-    from mfif.evaluation.stack_bench import end_to_end, format_report, profile_stages
-    from mfif.io import expand_inputs, write_bytes_atomic
+    from mfif.evaluation.stack_bench import end_to_end, format_report, profile_stages, stack_frames
+    from mfif.io import write_bytes_atomic
     from mfif.methods import DEFAULT_METHOD, get_method
-    inputs = expand_inputs(args.stack)
+    inputs = stack_frames(args.stack)
     if len(inputs) < 2:
         raise InputError(f"--stack needs at least 2 frames, found {len(inputs)}")
     methods = _split(args.methods) or list(dict.fromkeys([DEFAULT_METHOD, "sml"]))

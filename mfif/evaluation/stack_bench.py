@@ -75,6 +75,18 @@ def run_timed(argv, *, shell: bool = False) -> tuple[float, float, str]:
     return seconds, peak / 1024.0, "" if code == 0 else f"exit {code}: {err.strip()[-300:]}"
 
 
+def stack_frames(items) -> list:
+    """The frames of ``--stack`` items (files, globs, folders: :func:`mfif.io.expand_inputs`), less
+    a folder's ground truth (``GT.png``, ``<name>_GT.png``: :func:`mfif.dataset_folders.is_ground_truth`),
+    so a dev-set stack folder times its frames only (its focus maps sit in a ``focus/`` sub-folder,
+    which a folder's expansion does not enter)."""
+    from mfif.dataset_folders import is_ground_truth
+    from mfif.io import expand_inputs
+
+    return [frame for item in items for frame in expand_inputs([item])
+            if not (Path(item).is_dir() and is_ground_truth(frame))]
+
+
 def external_command(template: str, inputs: list[Path], output: Path) -> str:
     """Fill ``{inputs}`` (quoted, space separated) and ``{output}`` in a shell command template."""
     if "{output}" not in template:

@@ -32,3 +32,21 @@ def test_memory_budget_stops_runs_over_it():
     assert rows[0].error.startswith("over the 30 MB budget") and rows[1].error.startswith("not run")
     ok = benchmark(["average"], [48], repeats=1, cli=False, progress=False, memory_budget_mb=4000)
     assert ok[0].error == "" and ok[0].peak_mb < 4000
+
+
+def test_stack_bench_frames_of_a_dev_set_stack_folder_leave_out_the_ground_truth(tmp_path, capsys):
+    import numpy as np
+
+    from mfif.evaluation.stack_bench import stack_frames
+    from mfif.io import write_image
+
+    folder = tmp_path / "stack_00"  # as `mfif synth --devset` writes a stack
+    rng = np.random.default_rng(0)
+    for name in ("stack_00_1.png", "stack_00_2.png", "stack_00_3.png", "GT.png", "focus/stack_00_1.png"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        write_image(folder / name, rng.random((3, 24, 32), dtype=np.float32))
+    frames = [folder / f"stack_00_{k}.png" for k in (1, 2, 3)]
+    assert stack_frames([folder]) == frames
+    assert stack_frames([folder / "GT.png", str(folder / "*_1.png")]) == [folder / "GT.png", frames[0]]  # named files stay
+    code = main(["bench", "--stack", str(folder), "--methods", "average", "--repeats", "1", "-o", str(tmp_path / "b")])
+    assert code == 0 and "3 frames" in (tmp_path / "b" / "stack_bench.md").read_text()
