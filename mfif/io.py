@@ -603,6 +603,14 @@ def add_exif(data: bytes, suffix: str, exif: bytes | None) -> bytes:
     return data
 
 
+def encode_with_metadata(image: np.ndarray, suffix: str, bit_depth: int = 8, *, jpeg_quality: int = 95,
+                         exif: bytes | None = None, icc: bytes | None = None, resolution=None) -> bytes:
+    """The bytes :func:`write_image` writes: :func:`encode_image` (ICC profile, resolution) plus the
+    EXIF block (JPEG, PNG; :func:`add_exif`)."""
+    return add_exif(encode_image(image, suffix, bit_depth, jpeg_quality=jpeg_quality, icc=icc, resolution=resolution),
+                    suffix, exif)
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8,
                 inputs: Iterable[str | os.PathLike | None] = (), jpeg_quality: int = 95,
                 exif: bytes | None = None, icc: bytes | None = None, resolution=None) -> Path:
@@ -617,8 +625,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 
         icc, resolution: :attr:`ImageInfo.icc` / :attr:`ImageInfo.resolution` to embed.
     """
     path = check_output_path(path, inputs=inputs)
-    data = add_exif(encode_image(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality, icc=icc,
-                                 resolution=resolution), path.suffix, exif)
+    data = encode_with_metadata(image, path.suffix, bit_depth, jpeg_quality=jpeg_quality, exif=exif, icc=icc,
+                                resolution=resolution)
     try:
         write_bytes_atomic(path, data)
     except OSError as exc:

@@ -659,8 +659,7 @@ class AppSession:
     def export(self, rid: str, *, name: str, bit_depth: int = 16) -> dict:
         """Write a result into the opened folder (never over an existing file), with the
         reference frame's EXIF (PNG, JPEG) and ICC profile."""
-        from mfif.app.export import encode_with_metadata
-        from mfif.io import write_bytes_atomic
+        from mfif.io import encode_with_metadata, write_bytes_atomic
 
         r = self.final_result(rid)
         if self.folder is None:

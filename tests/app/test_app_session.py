@@ -12,7 +12,7 @@ from mfif.app import session as session_module
 from mfif.app.browser import write_test_stack
 from mfif.app.session import AppSession
 from mfif.errors import InputError
-from mfif.io import read_image, to_integer_image
+from mfif.io import read_image, to_integer_image, write_image
 
 
 def _finish(session: AppSession, jid: str) -> list[dict]:
@@ -148,6 +148,10 @@ def test_export_keeps_exif_and_icc(tmp_path):
             assert im.info.get("icc_profile") == icc, name
             if name != "o.tif":  # TIFF outputs carry no EXIF (mfif.io.write_image)
                 assert im.getexif().get(0x010F) == "camera1", name  # the reference (middle) frame's
+        # the bytes mfif.io.write_image writes with the same metadata: one ICC/EXIF writer
+        r = s.results[rid]
+        assert (folder / name).read_bytes() == write_image(tmp_path / name, r.fused, bit_depth=bits, exif=r.exif,
+                                                           icc=r.icc).read_bytes(), name
     import tifffile
 
     assert np.array_equal(tifffile.imread(folder / "o.tif"), to_integer_image(s.results[rid].fused, 16))
