@@ -59,9 +59,12 @@ def _cmd_fuse(args) -> int:
         args.usage_error("the following arguments are required: IMG (or --batch DIR)")
     paths = expand_inputs(args.inputs)
     # in a worker thread: Ctrl-C is answered at once even inside a long C call (alignment)
-    line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
-                             depth_map=args.depth_map, save_transforms=args.save_transforms,
-                             label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
+    from mfif import progress
+
+    with progress.enable(not args.quiet):  # a bar per stage that runs over a second
+        line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
+                                 depth_map=args.depth_map, save_transforms=args.save_transforms,
+                                 label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
     if not args.quiet:
         print(line)
     return 0

@@ -82,10 +82,12 @@ def _source_signature(item: DatasetItem) -> list:
 
 def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = ()) -> str:
     from mfif import __version__
+    from mfif.evaluation.stack_items import needs_alignment
 
+    aligned = {"aligned": "mfif fuse default"} if needs_alignment(len(item.sources)) else {}
     payload = json.dumps({"sources": _source_signature(item), "method": method,
                           "options": _option_signature(options), "version": __version__,
-                          "weights": _weights_signature(weights)},
+                          "weights": _weights_signature(weights), **aligned},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -133,6 +135,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     from tqdm import tqdm
 
     from mfif.api import fuse
+    from mfif.evaluation.stack_items import align_item, fuse_aligned, needs_alignment
     from mfif.methods import METHODS, get_method
 
     from mfif.metrics import METRICS
@@ -165,6 +168,10 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
                     raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
                 names = _metrics_for(item, config.metrics)
+                aligned = needs_alignment(len(stack))  # as mfif fuse: sources and GT cropped alike
+                if aligned:
+                    images, gt, _ = align_item(stack.images, gt)
+                    stack.images = images
             except InputError as exc:
                 result.problems.append(f"{ds.name}/{item.name}: {exc}")
                 bar.update(len(runs))
@@ -187,7 +194,8 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                         fused = read_image(fused_path)
                     else:
                         t0 = time.perf_counter()
-                        fused = fuse(stack, method=spec.name, **options).fused
+                        fused = (fuse_aligned(stack.images, spec, options) if aligned
+                                 else fuse(stack, method=spec.name, **options).fused)
                         seconds = time.perf_counter() - t0
                         result.method_runs += 1
                         write_image(fused_path, fused, bit_depth=8)
