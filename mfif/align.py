@@ -542,8 +542,9 @@ def _add_frame(i, frame, prev, size, o, labels, on_frame, pending, pool) -> _Pyr
 
 
 def channel_means(image: np.ndarray) -> np.ndarray:
-    """Per-channel mean of (C, H, W), float64."""
-    return np.asarray(image, np.float64).reshape(image.shape[0], -1).mean(axis=1)
+    """Per-channel mean of (C, H, W), float64 (accumulated in float64; no float64 copy of the frame)."""
+    image = np.asarray(image)
+    return image.reshape(image.shape[0], -1).mean(axis=1, dtype=np.float64)
 
 
 def exposure_gain(frame_means: np.ndarray, reference_means: np.ndarray, limit: float = 2.0) -> np.ndarray:

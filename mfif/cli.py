@@ -41,6 +41,9 @@ def _cmd_fuse(args) -> int:
     from mfif.raw import RawOptions, set_raw_options
 
     set_raw_options(RawOptions(colour=getattr(args, "raw_colour", "linear")))
+    from mfif.allocator import reuse_large_allocations
+
+    reuse_large_allocations()  # frame-sized arrays reused, not page-faulted in again (mfif.allocator)
     if args.tile is not None and args.tile != 0 and args.tile < 16:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
     if args.batch_frames < 2:

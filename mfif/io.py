@@ -185,14 +185,16 @@ def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, in
     in [0, 1] (checked), bool -> {0, 1}.
     """
     arr, depth, had_alpha = check_samples(arr, name)
-    if arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / np.float32(255.0)
-    elif arr.dtype == np.uint16:
-        out = arr.astype(np.float32) / np.float32(65535.0)
-    else:  # bool, or float32 checked by check_samples
-        out = arr.astype(np.float32)
-    out = out[None] if out.ndim == 2 else np.moveaxis(out, -1, 0)
-    return np.ascontiguousarray(out), depth, had_alpha
+    planes = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+    out = np.empty(planes.shape, np.float32)
+    for plane, dest in zip(planes, out):  # plane by plane: no full-size temporaries
+        if arr.dtype == np.uint8:
+            np.divide(plane, np.float32(255.0), out=dest, dtype=np.float32)
+        elif arr.dtype == np.uint16:
+            np.divide(plane, np.float32(65535.0), out=dest, dtype=np.float32)
+        else:  # bool, or float32 checked by check_samples
+            dest[...] = plane
+    return out, depth, had_alpha
 
 
 def check_samples(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, int, bool]:

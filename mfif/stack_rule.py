@@ -173,7 +173,7 @@ class PyramidBlend:
     """Running multiresolution spline: ``add(frame, weight)`` for every frame, then ``result()``.
 
     ``frame``: (C, H, W) float32; ``weight``: (H, W) non-negative map. Holds one Laplacian pyramid
-    of weighted sums (H, W, C per level) and the Gaussian pyramid of the summed weights; each level
+    of weighted sums ((C, h, w) per level) and the Gaussian pyramid of the summed weights; each level
     is normalised by its summed weights (for binary maps that sum to 1 these are 1).
     """
 
@@ -189,31 +189,31 @@ class PyramidBlend:
     @staticmethod
     def decompose(frame: np.ndarray, weight: np.ndarray, levels: int) -> tuple[list, list, tuple]:
         """The weighted Laplacian pyramid of one frame and the Gaussian pyramid of its weight (the
-        per-frame work of :meth:`add`, safe to run in a worker thread): (terms, weights, shape)."""
-        image = np.ascontiguousarray(np.moveaxis(np.asarray(frame, np.float32), 0, -1))
-        w = np.asarray(weight, np.float32)
-        gaussian = [image]
-        weights = [w]
+        per-frame work of :meth:`add`, safe to run in a worker thread): (terms, weights, shape);
+        terms[l] is (C, h_l, w_l), channel planes filtered one at a time (no interleaved copy)."""
+        image = np.asarray(frame, np.float32)
+        weights = [np.asarray(weight, np.float32)]
         for _ in range(levels):
-            gaussian.append(cv2.pyrDown(gaussian[-1]))
             weights.append(cv2.pyrDown(weights[-1]))
-        terms = []
-        for level in range(levels):
-            fine, coarse = gaussian[level], gaussian[level + 1]
-            up = cv2.pyrUp(coarse, dstsize=(fine.shape[1], fine.shape[0])).reshape(fine.shape)
-            detail = fine - up
-            detail *= weights[level].reshape(weights[level].shape + (1,) * (detail.ndim - 2))
-            terms.append(detail)
-        top = gaussian[-1].reshape(gaussian[-1].shape[:2] + (-1,)) * weights[-1][..., None]
-        terms.append(top.reshape(gaussian[-1].shape))
+        terms = [np.empty((image.shape[0],) + wl.shape, np.float32) for wl in weights]
+        for c, plane in enumerate(image):
+            gaussian = [np.ascontiguousarray(plane)]
+            for _ in range(levels):
+                gaussian.append(cv2.pyrDown(gaussian[-1]))
+            for level in range(levels):
+                fine = gaussian[level]
+                up = cv2.pyrUp(gaussian[level + 1], dstsize=(fine.shape[1], fine.shape[0]))
+                np.subtract(fine, up, out=terms[level][c])
+                terms[level][c] *= weights[level]
+            np.multiply(gaussian[-1], weights[-1], out=terms[levels][c])
         return terms, weights, image.shape
 
     def accumulate(self, terms: list, weights: list, shape: tuple) -> None:
         """Add one frame's :meth:`decompose` to the sums."""
         if self.shape is None:
             self.shape = shape
-        if self.sums is None:
-            self.sums, self.totals = terms, weights
+        if self.sums is None:  # the first frame's arrays become the sums (its level-0 weight may be the caller's)
+            self.sums, self.totals = terms, [weights[0].copy(), *weights[1:]]
         else:
             for acc, t in zip(self.sums, terms):
                 acc += t
@@ -226,13 +226,12 @@ class PyramidBlend:
             raise InputError("PyramidBlend: no frames were added")
         levels = []
         for acc, total in zip(self.sums, self.totals):  # weights need not sum to 1: normalise per level
-            total = np.maximum(total, 1e-12)
-            levels.append(acc / total.reshape(total.shape + (1,) * (acc.ndim - 2)))
+            levels.append(acc / np.maximum(total, 1e-12)[None])
         image = levels[-1]
         for detail in reversed(levels[:-1]):
-            image = cv2.pyrUp(image, dstsize=(detail.shape[1], detail.shape[0])).reshape(detail.shape) + detail
-        out = np.moveaxis(image.reshape(self.shape), -1, 0)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+            size = (detail.shape[2], detail.shape[1])
+            image = np.stack([cv2.pyrUp(plane, dstsize=size) for plane in image]) + detail
+        return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def fuse_by_decision(frames, decision: np.ndarray, *, levels: int = 0) -> np.ndarray:
@@ -336,7 +335,7 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
                                             f"consistency r={consistency})", "phase_seconds": phases})
 
 
-PASS_CACHE_BYTES = 256 * 2**20
+PASS_CACHE_BYTES = 192 * 2**20
 
 
 class PassCache:
