@@ -87,11 +87,12 @@ def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], 
         for i, score in enumerate(ordered_map(frame_score, range(len(frames)))):
             if best is None:
                 best, decision = score.copy(), np.zeros(score.shape, np.int32)
-                second = np.full(score.shape, -np.inf, np.float32)
+                second = np.full(score.shape, -np.inf, np.float32) if confidence > 1.0 else None
             else:
                 better = score > best
-                np.copyto(second, np.where(better, best, np.maximum(second, score)))
-                best[better] = score[better]
+                if second is not None:  # the runner-up is needed only to mark unconfident pixels
+                    np.copyto(second, np.where(better, best, np.maximum(second, score)))
+                np.copyto(best, score, where=better)
                 decision[better] = i
             del score
             bar.update()
