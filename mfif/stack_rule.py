@@ -32,8 +32,12 @@ scores) and use steps 3 and the spline of the binary maps (:func:`nframe_fusion_
 
 Measured on the dev stacks (PSNR_GT, ``benchmarks/results/eval-stacks``): this rule against the
 two-frame rules and ``laplacian``. Memory does not grow with N (a pyramid accumulator of about
-20 bytes per pixel for colour, one frame's pyramid, and a few (H, W) maps); each frame is read
-twice.
+20 bytes per pixel for colour, one frame's pyramid per worker thread, and a few (H, W) maps);
+each frame is read twice, or once when the frames are costly to prepare (a
+:class:`mfif.stacking.FrameSource`: the first pass keeps frames and scores for the second up to
+:data:`PASS_CACHE_BYTES`, :class:`PassCache`). The per-frame work of both passes runs in worker
+threads (:mod:`mfif.parallel`); the reductions stay in frame order, so the result does not depend
+on the number of threads.
 """
 from __future__ import annotations
 

@@ -22,6 +22,11 @@
      frames, and so on (a series fold in input order; the depth map is composed through the
      folds). Memory is bounded by k frames; the result depends (a little) on k and the order.
 
+  The per-frame work (decoding, the alignment steps, preparing and measuring frames, their
+  pyramids) runs in worker threads (:mod:`mfif.parallel`, ``MFIF_THREADS``), overlapping the
+  reductions, which stay in frame order: the result does not depend on the number of threads.
+  Each stage shows a progress bar in ``mfif fuse`` once it runs over a second (:mod:`mfif.progress`).
+
   Large images run tile by tile (:mod:`mfif.tiling`) when ``tile`` is given (the in-memory and
   batch paths, every method, learned ones included; global steps on the full-size decision map);
   the running reductions of ``gff`` and ``sml`` run their per-frame filters tile by tile
