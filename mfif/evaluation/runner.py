@@ -45,6 +45,8 @@ class EvalConfig:
             e.g. ``{"ba-initial": ("ba", {"refine": False})}``; reported next to ``methods`` under
             their label (the same method with two option sets, or the authors' weights).
         progress: show a progress bar.
+        align: align stacks of more than two frames before fusing (as ``mfif fuse``); False:
+            fuse the frames as stored.
     """
 
     methods: list[str]
@@ -54,6 +56,7 @@ class EvalConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     progress: bool = True
+    align: bool = True  # stacks of > 2 frames aligned first, as mfif fuse does (mfif.evaluation.stack_items)
 
 
 @dataclass
@@ -80,11 +83,12 @@ def _source_signature(item: DatasetItem) -> list:
     return [[p.name, _file_digest(p)] for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]]
 
 
-def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = ()) -> str:
+def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = (), *,
+               aligned: bool = True) -> str:
     from mfif import __version__
     from mfif.evaluation.stack_items import needs_alignment
 
-    aligned = {"aligned": "mfif fuse default"} if needs_alignment(len(item.sources)) else {}
+    aligned = {"aligned": "mfif fuse default"} if aligned and needs_alignment(len(item.sources)) else {}
     payload = json.dumps({"sources": _source_signature(item), "method": method,
                           "options": _option_signature(options), "version": __version__,
                           "weights": _weights_signature(weights), **aligned},
@@ -168,7 +172,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
                     raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
                 names = _metrics_for(item, config.metrics)
-                aligned = needs_alignment(len(stack))  # as mfif fuse: sources and GT cropped alike
+                aligned = config.align and needs_alignment(len(stack))  # as mfif fuse: sources, GT cropped alike
                 if aligned:
                     images, gt, _ = align_item(stack.images, gt)
                     stack.images = images
@@ -181,7 +185,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 if label in broken_methods:
                     bar.update(1)
                     continue
-                key = _cache_key(item, spec.name, options, spec.weights)
+                key = _cache_key(item, spec.name, options, spec.weights, aligned=config.align)
                 folder = cache_root / ds.name / label
                 folder.mkdir(parents=True, exist_ok=True)
                 fused_path = folder / f"{item.name}.png"
