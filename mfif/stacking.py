@@ -47,11 +47,11 @@ from typing import Sequence
 
 import numpy as np
 
+from mfif import progress
 from mfif.align import AlignOptions, Alignment, channel_means, estimate_alignment, exposure_gain
 from mfif.errors import InputError
 from mfif.io import ImageInfo, read_samples_with_info, to_float_image
 from mfif.methods import DEFAULT_METHOD, MethodSpec, get_method
-from mfif import progress
 from mfif.parallel import ordered_map
 from mfif.result import FusionResult
 

@@ -5,7 +5,9 @@ encode) in a fresh subprocess; every ``--external`` command (e.g. ``enfuse -o {o
 runs on the same frames; the runs are interleaved (mfif method 1, method 2, ..., external 1, ...)
 ``repeats`` times, so all tools see the same machine load, and the table gives the median wall
 time, the ratio to the first external command and the peak resident memory of the process
-(VmHWM, sampled every 20 ms).
+(VmHWM, sampled every 20 ms), with the median CPU seconds (user + system, which a shared machine
+inflates less than wall time) and their ratio to the first external command. Every command writes
+TIFF (no PNG compression in one row only).
 
 By stage (:func:`profile_stages`, in this process, once per method): the pipeline of
 :mod:`mfif.stacking` with timers around decode (reading the files), warp + exposure (preparing a
