@@ -17,17 +17,23 @@ def _shifted(image: np.ndarray, dx: float) -> np.ndarray:
                      for c in image]).astype(np.float32)
 
 
-def test_eval_aligns_a_stack_and_crops_the_ground_truth(tmp_path):
-    """Three sharp copies of the ground truth moved by -3, 0, +3 px (GT in the middle frame's
-    geometry, as the dev set's breathing sweeps): unaligned, their average is a blur of the GT;
-    aligned (and GT cropped alike), it is the GT up to interpolation."""
-    gt = textured_image(96, 128, 3, seed=4)
-    stack = tmp_path / "data" / "shifted"
+def _shifted_stack(root, h: int, w: int, seed: int):
+    """Three sharp copies of a textured ground truth moved by -3, 0, +3 px, written as a stack
+    item (GT in the middle frame's geometry, as the dev set's breathing sweeps)."""
+    gt = textured_image(h, w, 3, seed=seed)
+    stack = root / "data" / "shifted"
     stack.mkdir(parents=True)
     frames = [_shifted(gt, dx) for dx in (-3.0, 0.0, 3.0)]
     for k, frame in enumerate(frames):
         write_image(stack / f"shifted_{k + 1}.png", frame)
     write_image(stack / "GT.png", gt)
+    return frames, gt
+
+
+def test_eval_aligns_a_stack_and_crops_the_ground_truth(tmp_path):
+    """Unaligned, the average of the shifted copies is a blur of the GT; aligned (and GT cropped
+    alike), it is the GT up to interpolation."""
+    frames, gt = _shifted_stack(tmp_path, 96, 128, seed=4)
     result = evaluate([tmp_path / "data"], EvalConfig(methods=["average"], out_dir=tmp_path / "r",
                                                        metrics=["PSNR_GT"], progress=False))
     assert not result.problems, result.problems
@@ -38,13 +44,7 @@ def test_eval_aligns_a_stack_and_crops_the_ground_truth(tmp_path):
 
 
 def test_eval_can_fuse_stacks_as_stored(tmp_path):
-    gt = textured_image(64, 80, 3, seed=5)
-    stack = tmp_path / "data" / "shifted"
-    stack.mkdir(parents=True)
-    frames = [_shifted(gt, dx) for dx in (-3.0, 0.0, 3.0)]
-    for k, frame in enumerate(frames):
-        write_image(stack / f"shifted_{k + 1}.png", frame)
-    write_image(stack / "GT.png", gt)
+    frames, gt = _shifted_stack(tmp_path, 64, 80, seed=5)
     config = EvalConfig(methods=["average"], out_dir=tmp_path / "r", metrics=["PSNR_GT"], progress=False, align=False)
     result = evaluate([tmp_path / "data"], config)
     psnr = METRICS["PSNR_GT"].function
