@@ -5,11 +5,14 @@
 Frames: one textured colour image, frame i sharp in vertical band i and Gaussian-blurred elsewhere
 (seeded). Each (method, N) is one in-process call after a warm-up on 3 frames (network load);
 the table gives seconds, seconds per frame, and the time relative to N = 3 scaled by N / 3 (1.0 =
-exactly linear). Cores shared with other work: read the ratios, not the seconds.
+exactly linear), and the process's peak resident memory so far (``ru_maxrss``: it only grows, so
+a row's value is the largest of it and the rows above). Cores shared with other work: read the
+ratios, not the seconds.
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from pathlib import Path
@@ -46,7 +49,8 @@ def main() -> None:
     torch.set_num_threads(2)
     counts = [int(c) for c in args.counts.split(",")]
     lines = [f"learned methods, {args.size}x{args.size} colour frames, one call each (2 cores, shared)", "",
-             "| method | N | s | s / frame | vs linear from N=3 |", "|---|---:|---:|---:|---:|"]
+             "| method | N | s | s / frame | vs linear from N=3 | peak RSS so far (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for method in args.methods.split(","):
         fuse_frames(band_stack(3, 64), method)  # load the network
         base = None
@@ -56,7 +60,9 @@ def main() -> None:
             res = fuse_frames(stack, method)
             s = time.perf_counter() - t0
             base = base if base is not None else s / n
-            lines.append(f"| {method} ({res.info.get('mode', '')}) | {n} | {s:.1f} | {s / n:.2f} | {s / n / base:.2f} |")
+            how = res.info.get("mode") or res.info.get("merge", "")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            lines.append(f"| {method} ({how}) | {n} | {s:.1f} | {s / n:.2f} | {s / n / base:.2f} | {peak:.0f} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)

@@ -188,6 +188,7 @@ def _level_matrix(sx: float, sy: float) -> np.ndarray:
 class _Pyramid:
     levels: list[np.ndarray]  # coarse -> fine
     to_level: list[np.ndarray]  # full -> level pixel matrices
+    size: tuple[int, int] = (0, 0)  # (width, height) of the full-resolution frame
 
 
 def _pyramid(grey: np.ndarray, max_size: int, min_size: int) -> _Pyramid:
@@ -391,6 +392,41 @@ def chain(steps: Sequence[np.ndarray], reference: int) -> list[np.ndarray]:
 
 
 def _largest_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Largest axis-aligned all-True rectangle (x, y, w, h) of a boolean mask: rows of a convex
+    mask (the valid area of warped frames) by their intervals, any other by the histogram method."""
+    fast = _largest_rectangle_of_intervals(mask)
+    return fast if fast is not None else _largest_rectangle_histogram(mask)
+
+
+def _largest_rectangle_of_intervals(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest rectangle when every non-empty row of ``mask`` is one interval [l, r] and the
+    non-empty rows are contiguous (else None): for each top row, the running max of l and min of r
+    over the rows below give every candidate at once (O(H^2) in numpy, no Python loop over pixels).
+    Ties: the first top row, then the first bottom row (the histogram method's order may differ)."""
+    h, w = mask.shape
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    if rows[-1] - rows[0] + 1 != rows.size:
+        return None
+    sub = mask[rows[0]:rows[-1] + 1]
+    left = sub.argmax(axis=1)
+    right = w - 1 - sub[:, ::-1].argmax(axis=1)
+    if int(sub.sum()) != int((right - left + 1).sum()):  # a row with a gap: not intervals
+        return None
+    best = (0, 0, 0, 0, 0)
+    for top in range(sub.shape[0]):
+        lo = np.maximum.accumulate(left[top:])
+        hi = np.minimum.accumulate(right[top:])
+        widths = np.maximum(hi - lo + 1, 0)
+        areas = widths * np.arange(1, widths.size + 1)
+        k = int(areas.argmax())
+        if areas[k] > best[0]:
+            best = (int(areas[k]), int(lo[k]), int(rows[0] + top), int(widths[k]), k + 1)
+    return best[1], best[2], best[3], best[4]
+
+
+def _largest_rectangle_histogram(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Largest axis-aligned all-True rectangle (x, y, w, h) of a boolean mask (histogram method)."""
     h, w = mask.shape
     heights = np.zeros(w, np.int64)
@@ -470,8 +506,9 @@ def estimate_alignment(frames: Iterable[np.ndarray], options: AlignOptions | Non
     """Estimate the per-frame matrices of a stack, reading frames one at a time.
 
     Args:
-        frames: an iterable of (C, H, W) frames (e.g. a generator that reads files); only two
-            grey pyramids are held at a time, so memory does not grow with N.
+        frames: an iterable of (C, H, W) frames (e.g. a generator that reads files); one frame
+            is held at a time, and the small grey pyramids (<= ``max_size``) of the neighbour
+            steps still running (in worker threads, :mod:`mfif.parallel`).
         options: :class:`AlignOptions`.
         n_frames: number of frames, when known (checked against the frames read).
         labels: names of the frames for warnings.
@@ -486,26 +523,25 @@ def estimate_alignment(frames: Iterable[np.ndarray], options: AlignOptions | Non
         raise InputError(f"unknown alignment model '{o.model}'; choose one of {', '.join(MODELS)}")
     if o.interpolation not in ("linear", "cubic"):
         raise InputError(f"interpolation must be 'linear' or 'cubic', got '{o.interpolation}'")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mfif.parallel import default_workers
+
     prev: _Pyramid | None = None
     size = None
-    steps: list[StepEstimate] = []
+    pending = []  # neighbour steps run in worker threads (ECC releases the GIL) while frames are read
     count = 0
-    for i, frame in enumerate(frames):
-        frame = np.asarray(frame)
-        if on_frame is not None:
-            on_frame(i, frame)
-        fsize = (frame.shape[-1], frame.shape[-2])
-        if size is None:
-            size = fsize
-        elif fsize != size:
-            raise InputError(f"{labels[i] if i < len(labels) else f'frame {i}'}: size {fsize[0]}x{fsize[1]} differs "
-                             f"from the first frame ({size[0]}x{size[1]}); frames must have the same size")
-        pyr = _pyramid(_grey(frame), o.max_size, o.min_size)
-        if prev is not None:
-            label = f"{labels[i] if i < len(labels) else f'frame {i}'} (to its neighbour)"
-            steps.append(estimate_step(prev, pyr, size, o, label))
-        prev = pyr
-        count += 1
+    workers = default_workers()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfif-align") if workers > 1 else None
+    try:
+        for i, frame in enumerate(frames):
+            prev = _add_frame(i, frame, prev, size, o, labels, on_frame, pending, pool)
+            size = (prev.size if size is None else size)
+            count += 1
+        steps = [p.result() if pool is not None else p for p in pending]
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if count == 0:
         raise InputError("no frames to align")
     if n_frames is not None and n_frames != count:
@@ -519,9 +555,31 @@ def estimate_alignment(frames: Iterable[np.ndarray], options: AlignOptions | Non
                      options=o)
 
 
+def _add_frame(i, frame, prev, size, o, labels, on_frame, pending, pool) -> _Pyramid:
+    """One frame of :func:`estimate_alignment`: its pyramid, and the step from the previous frame
+    submitted to ``pool`` (or run here when None), appended to ``pending``."""
+    frame = np.asarray(frame)
+    if on_frame is not None:
+        on_frame(i, frame)
+    fsize = (frame.shape[-1], frame.shape[-2])
+    if size is not None and fsize != size:
+        raise InputError(f"{labels[i] if i < len(labels) else f'frame {i}'}: size {fsize[0]}x{fsize[1]} differs "
+                         f"from the first frame ({size[0]}x{size[1]}); frames must have the same size")
+    pyr = _pyramid(_grey(frame), o.max_size, o.min_size)
+    pyr.size = fsize
+    if prev is not None:
+        label = f"{labels[i] if i < len(labels) else f'frame {i}'} (to its neighbour)"
+        if pool is None:
+            pending.append(estimate_step(prev, pyr, fsize, o, label))
+        else:
+            pending.append(pool.submit(estimate_step, prev, pyr, fsize, o, label))
+    return pyr
+
+
 def channel_means(image: np.ndarray) -> np.ndarray:
-    """Per-channel mean of (C, H, W), float64."""
-    return np.asarray(image, np.float64).reshape(image.shape[0], -1).mean(axis=1)
+    """Per-channel mean of (C, H, W), float64 (accumulated in float64; no float64 copy of the frame)."""
+    image = np.asarray(image)
+    return image.reshape(image.shape[0], -1).mean(axis=1, dtype=np.float64)
 
 
 def exposure_gain(frame_means: np.ndarray, reference_means: np.ndarray, limit: float = 2.0) -> np.ndarray:

@@ -41,6 +41,9 @@ def _cmd_fuse(args) -> int:
     from mfif.raw import RawOptions, set_raw_options
 
     set_raw_options(RawOptions(colour=getattr(args, "raw_colour", "linear")))
+    from mfif.allocator import reuse_large_allocations
+
+    reuse_large_allocations()  # frame-sized arrays reused, not page-faulted in again (mfif.allocator)
     if args.tile is not None and args.tile != 0 and args.tile < 16:
         raise InputError(f"--tile must be 0 (off) or at least 16 pixels, got {args.tile}")
     if args.batch_frames < 2:
@@ -59,9 +62,12 @@ def _cmd_fuse(args) -> int:
         args.usage_error("the following arguments are required: IMG (or --batch DIR)")
     paths = expand_inputs(args.inputs)
     # in a worker thread: Ctrl-C is answered at once even inside a long C call (alignment)
-    line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
-                             depth_map=args.depth_map, save_transforms=args.save_transforms,
-                             label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
+    from mfif import progress
+
+    with progress.enable(not args.quiet):  # a bar per stage that runs over a second
+        line = run_interruptibly(_fuse_one, paths, Path(args.output), args, spec, options, save_map=args.save_map,
+                                 depth_map=args.depth_map, save_transforms=args.save_transforms,
+                                 label=None if args.quiet else f"mfif: fusing {len(paths)} frames with {spec.name}")
     if not args.quiet:
         print(line)
     return 0

@@ -121,6 +121,9 @@ def _fuse_one(paths, out: Path, args, spec, options, *, save_map=None, depth_map
         sr.result = result = retouch(result, frames, args.retouch)
     jpeg = out.suffix.lower() in (".jpg", ".jpeg")
     bit_depth = args.bit_depth or (8 if jpeg else frames.bit_depth)
+    from mfif import progress
+
+    progress.status(f"writing {out.name}")
     with all_or_nothing():  # every output or none
         _write_outputs(out, sr, paths, bit_depth, spec, save_map, depth_map, save_transforms, batch)
     bit_depth = 8 if jpeg else bit_depth  # what the file holds (JPEG: 8 bits, with a warning if 16 was asked)

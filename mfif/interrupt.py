@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Callable
 
+from mfif import progress
+
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("mfif_cancel", default=None)
 _ON_CANCEL: list[Callable[[], None]] = []  # run when Ctrl-C abandons a worker (mfif.io: discard staged outputs)
 
@@ -64,8 +66,9 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
         while worker.is_alive():
             worker.join(0.1)
             elapsed = time.monotonic() - start
-            if show and elapsed >= ticker_after:
-                sys.stderr.write(f"\r{label}: {elapsed:.0f} s")
+            if show and elapsed >= ticker_after and not progress.bar_open():
+                now = progress.ticker_text()  # the stage without a bar of its own (mfif.progress)
+                sys.stderr.write(f"\r\033[K{label}{f' ({now})' if now else ''}: {elapsed:.0f} s")
                 sys.stderr.flush()
                 shown = True
     except KeyboardInterrupt:

@@ -106,12 +106,34 @@ def _apply_orientation(arr: np.ndarray, orientation: int | None) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
+def _decode_jpeg(path: Path, im) -> np.ndarray | None:
+    """The samples of a complete grey or RGB JPEG decoded by OpenCV (the same libjpeg-turbo
+    decoder and settings as Pillow here: bit-identical, tested, and 2-4x faster, no copy out of
+    Pillow); None for anything else (Pillow decodes it). A file whose data does not end with the
+    EOI marker goes to Pillow, which refuses a truncated file (OpenCV would fill it with grey)."""
+    if im.format != "JPEG" or im.mode not in ("L", "RGB"):
+        return None
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    end = data[-64:].tobytes().rstrip(b"\x00")
+    if not end.endswith(b"\xff\xd9"):
+        return None
+    flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_GRAYSCALE if im.mode == "L" else cv2.IMREAD_COLOR)
+    arr = cv2.imdecode(data, flags)
+    if arr is None or arr.shape[:2] != (im.size[1], im.size[0]):
+        return None
+    return arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
 def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None, dict]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with pillow_open(path) as im:
-            im.load()
+            arr = _decode_jpeg(path, im)
+            if arr is None:
+                im.load()
             exif = im.info.get("exif")
             meta = {"icc": im.info.get("icc_profile") or None, "resolution": None}
             dpi = im.info.get("dpi")
@@ -119,7 +141,9 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, bytes | None, dict]:
                 meta["resolution"] = (float(dpi[0]), float(dpi[1]), "inch")
             orientation = im.getexif().get(0x0112)
             mode = im.mode
-            if _png_is_16bit_colour(path):
+            if arr is not None:
+                pass
+            elif _png_is_16bit_colour(path):
                 arr = None
             elif mode in ("1", "L", "RGB", "RGBA", "LA"):
                 arr = np.asarray(im.convert("L") if mode == "1" else im)
@@ -161,6 +185,22 @@ def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, in
     Returns (image, bit_depth, had_alpha). uint8 -> /255, uint16 -> /65535, float must already be
     in [0, 1] (checked), bool -> {0, 1}.
     """
+    arr, depth, had_alpha = check_samples(arr, name)
+    planes = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+    out = np.empty(planes.shape, np.float32)
+    for plane, dest in zip(planes, out):  # plane by plane: no full-size temporaries
+        if arr.dtype == np.uint8:
+            np.divide(plane, np.float32(255.0), out=dest, dtype=np.float32)
+        elif arr.dtype == np.uint16:
+            np.divide(plane, np.float32(65535.0), out=dest, dtype=np.float32)
+        else:  # bool, or float32 checked by check_samples
+            dest[...] = plane
+    return out, depth, had_alpha
+
+
+def check_samples(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, int, bool]:
+    """The checks of :func:`to_float_image` without its conversion: (H, W[, C]) samples ->
+    ((H, W) or (H, W, 3) samples without alpha (float input as float32), bit_depth, had_alpha)."""
     arr = np.asarray(arr)
     if arr.size == 0:
         raise InputError(f"{name}: image has zero size (shape {arr.shape})")
@@ -172,28 +212,32 @@ def to_float_image(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, in
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{name}: unsupported image shape {arr.shape} (expected grey or RGB)")
-    if arr.dtype == np.uint8:
-        out, depth = arr.astype(np.float32) / np.float32(255.0), 8
-    elif arr.dtype == np.uint16:
-        out, depth = arr.astype(np.float32) / np.float32(65535.0), 16
-    elif arr.dtype == np.bool_:
-        out, depth = arr.astype(np.float32), 8
-    elif np.issubdtype(arr.dtype, np.floating):
-        out, depth = arr.astype(np.float32), 16
+    if arr.dtype in (np.uint8, np.bool_):
+        return arr, 8, had_alpha
+    if arr.dtype == np.uint16:
+        return arr, 16, had_alpha
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32)
         if not np.all(np.isfinite(out)):
             raise InputError(f"{name}: contains NaN or Inf values")
         if out.min() < 0.0 or out.max() > 1.0:
             raise InputError(f"{name}: float image values must lie in [0, 1], found [{out.min():.4g}, {out.max():.4g}]")
-    else:
-        raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float in [0, 1])")
-    out = out[None] if out.ndim == 2 else np.moveaxis(out, -1, 0)
-    return np.ascontiguousarray(out), depth, had_alpha
+        return out, 16, had_alpha
+    raise InputError(f"{name}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float in [0, 1])")
 
 
 def read_image_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """Read one file into float32 (C, H, W) in [0, 1] plus its :class:`ImageInfo`.
 
     ``path`` may be a :class:`mfif.tiff_pages.TiffFrame` (one page of a multi-page TIFF)."""
+    samples, info = read_samples_with_info(path)
+    return to_float_image(samples, str(path))[0], info
+
+
+def read_samples_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """Read one file without the float conversion: ((H, W) or (H, W, 3) samples as decoded, alpha
+    dropped (uint8 / uint16 / bool / float32), :class:`ImageInfo`); ``to_float_image(samples)[0]``
+    is the frame :func:`read_image_with_info` returns (stacks keep the compact samples)."""
     page = path.index if isinstance(path, TiffFrame) else None
     name = str(path)
     path = Path(path)
@@ -214,11 +258,11 @@ def read_image_with_info(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo
         arr = read_raw(path)
     else:
         arr, exif, meta = _read_pillow(path)
-    image, depth, had_alpha = to_float_image(arr, name)
+    samples, depth, had_alpha = check_samples(arr, name)
     if had_alpha:
-        warnings.warn(f"{name}: alpha channel dropped", stacklevel=2)
-    return image, ImageInfo(path=path, bit_depth=depth, channels=image.shape[0], had_alpha=had_alpha, exif=exif,
-                            icc=meta.get("icc"), resolution=meta.get("resolution"))
+        warnings.warn(f"{name}: alpha channel dropped", stacklevel=3)
+    return samples, ImageInfo(path=path, bit_depth=depth, channels=1 if samples.ndim == 2 else 3, had_alpha=had_alpha,
+                              exif=exif, icc=meta.get("icc"), resolution=meta.get("resolution"))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -32,8 +32,12 @@ scores) and use steps 3 and the spline of the binary maps (:func:`nframe_fusion_
 
 Measured on the dev stacks (PSNR_GT, ``benchmarks/results/eval-stacks``): this rule against the
 two-frame rules and ``laplacian``. Memory does not grow with N (a pyramid accumulator of about
-20 bytes per pixel for colour, one frame's pyramid, and a few (H, W) maps); each frame is read
-twice.
+20 bytes per pixel for colour, one frame's pyramid per worker thread, and a few (H, W) maps);
+each frame is read twice, or once when the frames are costly to prepare (a
+:class:`mfif.stacking.FrameSource`: the first pass keeps frames and scores for the second up to
+:data:`PASS_CACHE_BYTES`, :class:`PassCache`). The per-frame work of both passes runs in worker
+threads (:mod:`mfif.parallel`); the reductions stay in frame order, so the result does not depend
+on the number of threads.
 """
 from __future__ import annotations
 
@@ -43,7 +47,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from mfif import progress
 from mfif.errors import InputError
+from mfif.parallel import ordered_map
 from mfif.result import FusionResult
 
 STACK_RULES = ("auto", "nframe", "pair")
@@ -57,7 +63,8 @@ def use_nframe_rule(rule: str, n_frames: int) -> bool:
     return rule == "nframe" or (rule == "auto" and n_frames > 2)
 
 
-def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 0.0
+def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], *, confidence: float = 0.0,
+                           keep: Callable[[int, np.ndarray, np.ndarray], None] | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Running argmax of a focus measure over frames, unconfident pixels marked.
 
@@ -66,22 +73,33 @@ def argmax_decision_stream(frames, measure: Callable[[np.ndarray], np.ndarray], 
         measure: (C, H, W) frame -> (H, W) non-negative focus score (larger = sharper).
         confidence: a pixel whose best score is below ``confidence`` times the runner-up's gets
             the label -1 (for :func:`fill_unconfident`); <= 1: no pixel is marked.
+        keep: called with (index, frame, score) for every frame (:class:`PassCache`).
 
     Returns:
         (best score (H, W) float32, decision (H, W) int32 in [-1, N)); ties go to the lowest index.
     """
     best = second = decision = None
-    for i in range(len(frames)):
-        score = np.asarray(measure(frames[i]), np.float32)
-        if best is None:
-            best, decision = score.copy(), np.zeros(score.shape, np.int32)
-            second = np.full(score.shape, -np.inf, np.float32)
-        else:
-            better = score > best
-            np.copyto(second, np.where(better, best, np.maximum(second, score)))
-            best[better] = score[better]
-            decision[better] = i
-        del score
+    # frames are prepared and measured in worker threads (mfif.parallel), reduced here in order
+    def frame_score(k: int) -> np.ndarray:
+        frame = frames[k]
+        score = np.asarray(measure(frame), np.float32)
+        if keep is not None:
+            keep(k, frame, score)
+        return score
+
+    with progress.stage("focus measure", len(frames)) as bar:
+        for i, score in enumerate(ordered_map(frame_score, range(len(frames)))):
+            if best is None:
+                best, decision = score.copy(), np.zeros(score.shape, np.int32)
+                second = np.full(score.shape, -np.inf, np.float32) if confidence > 1.0 else None
+            else:
+                better = score > best
+                if second is not None:  # the runner-up is needed only to mark unconfident pixels
+                    np.copyto(second, np.where(better, best, np.maximum(second, score)))
+                np.copyto(best, score, where=better)
+                decision[better] = i
+            del score
+            bar.update()
     if confidence > 1.0 and len(frames) > 1:
         decision[best <= confidence * second] = -1  # also flat areas (0 <= 0)
     return best, decision
@@ -160,7 +178,7 @@ class PyramidBlend:
     """Running multiresolution spline: ``add(frame, weight)`` for every frame, then ``result()``.
 
     ``frame``: (C, H, W) float32; ``weight``: (H, W) non-negative map. Holds one Laplacian pyramid
-    of weighted sums (H, W, C per level) and the Gaussian pyramid of the summed weights; each level
+    of weighted sums ((C, h, w) per level) and the Gaussian pyramid of the summed weights; each level
     is normalised by its summed weights (for binary maps that sum to 1 these are 1).
     """
 
@@ -171,26 +189,36 @@ class PyramidBlend:
         self.shape = None
 
     def add(self, frame: np.ndarray, weight: np.ndarray) -> None:
-        image = np.ascontiguousarray(np.moveaxis(np.asarray(frame, np.float32), 0, -1))
-        w = np.asarray(weight, np.float32)
-        if self.shape is None:
-            self.shape = image.shape
-        gaussian = [image]
-        weights = [w]
-        for _ in range(self.levels):
-            gaussian.append(cv2.pyrDown(gaussian[-1]))
+        self.accumulate(*self.decompose(frame, weight, self.levels))
+
+    @staticmethod
+    def decompose(frame: np.ndarray, weight: np.ndarray, levels: int) -> tuple[list, list, tuple]:
+        """The weighted Laplacian pyramid of one frame and the Gaussian pyramid of its weight (the
+        per-frame work of :meth:`add`, safe to run in a worker thread): (terms, weights, shape);
+        terms[l] is (C, h_l, w_l), channel planes filtered one at a time (no interleaved copy)."""
+        image = np.asarray(frame, np.float32)
+        weights = [np.asarray(weight, np.float32)]
+        for _ in range(levels):
             weights.append(cv2.pyrDown(weights[-1]))
-        terms = []
-        for level in range(self.levels):
-            fine, coarse = gaussian[level], gaussian[level + 1]
-            up = cv2.pyrUp(coarse, dstsize=(fine.shape[1], fine.shape[0])).reshape(fine.shape)
-            detail = fine - up
-            detail *= weights[level].reshape(weights[level].shape + (1,) * (detail.ndim - 2))
-            terms.append(detail)
-        top = gaussian[-1].reshape(gaussian[-1].shape[:2] + (-1,)) * weights[-1][..., None]
-        terms.append(top.reshape(gaussian[-1].shape))
-        if self.sums is None:
-            self.sums, self.totals = terms, weights
+        terms = [np.empty((image.shape[0],) + wl.shape, np.float32) for wl in weights]
+        for c, plane in enumerate(image):
+            gaussian = [np.ascontiguousarray(plane)]
+            for _ in range(levels):
+                gaussian.append(cv2.pyrDown(gaussian[-1]))
+            for level in range(levels):
+                fine = gaussian[level]
+                up = cv2.pyrUp(gaussian[level + 1], dstsize=(fine.shape[1], fine.shape[0]))
+                np.subtract(fine, up, out=terms[level][c])
+                terms[level][c] *= weights[level]
+            np.multiply(gaussian[-1], weights[-1], out=terms[levels][c])
+        return terms, weights, image.shape
+
+    def accumulate(self, terms: list, weights: list, shape: tuple) -> None:
+        """Add one frame's :meth:`decompose` to the sums."""
+        if self.shape is None:
+            self.shape = shape
+        if self.sums is None:  # the first frame's arrays become the sums (its level-0 weight may be the caller's)
+            self.sums, self.totals = terms, [weights[0].copy(), *weights[1:]]
         else:
             for acc, t in zip(self.sums, terms):
                 acc += t
@@ -203,13 +231,12 @@ class PyramidBlend:
             raise InputError("PyramidBlend: no frames were added")
         levels = []
         for acc, total in zip(self.sums, self.totals):  # weights need not sum to 1: normalise per level
-            total = np.maximum(total, 1e-12)
-            levels.append(acc / total.reshape(total.shape + (1,) * (acc.ndim - 2)))
+            levels.append(acc / np.maximum(total, 1e-12)[None])
         image = levels[-1]
         for detail in reversed(levels[:-1]):
-            image = cv2.pyrUp(image, dstsize=(detail.shape[1], detail.shape[0])).reshape(detail.shape) + detail
-        out = np.moveaxis(image.reshape(self.shape), -1, 0)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+            size = (detail.shape[2], detail.shape[1])
+            image = np.stack([cv2.pyrUp(plane, dstsize=size) for plane in image]) + detail
+        return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def fuse_by_decision(frames, decision: np.ndarray, *, levels: int = 0) -> np.ndarray:
@@ -226,9 +253,12 @@ def fuse_by_decision(frames, decision: np.ndarray, *, levels: int = 0) -> np.nda
     decision = np.asarray(decision)
     h, w = decision.shape
     blend = PyramidBlend(levels or auto_levels(h, w))
-    used = np.unique(decision)
-    for i in used:
-        blend.add(frames[int(i)], (decision == i).astype(np.float32))
+    used = [int(i) for i in np.unique(decision)]
+    work = ordered_map(lambda i: blend.decompose(frames[i], (decision == i).astype(np.float32), blend.levels), used)
+    with progress.stage("blending", len(used)) as bar:
+        for parts in work:
+            blend.accumulate(*parts)
+            bar.update()
     return blend.result()
 
 
@@ -236,25 +266,38 @@ SHARPNESS_POWER = 8.0
 
 
 def sharpness_weighted_blend(frames, measure: Callable[[np.ndarray], np.ndarray], best: np.ndarray, *,
-                             power: float = SHARPNESS_POWER, levels: int = 0) -> np.ndarray:
+                             power: float = SHARPNESS_POWER, levels: int = 0, cache: PassCache | None = None
+                             ) -> np.ndarray:
     """Multiresolution spline under soft weights w_i = (s_i / s_max)^power, s_i = ``measure`` of
     frame i and ``best`` = s_max per pixel: the sharpest frame has weight 1, a frame half as sharp
     0.4 %. Frames about as sharp as the best (neighbours in a focal sweep) are averaged, which
-    averages their noise; a frame whose weight stays below 1e-3 everywhere is skipped.
+    averages their noise; a frame whose weight stays below 1e-3 everywhere is skipped. Frames and
+    scores kept by the first pass in ``cache`` are not prepared and measured again.
 
     Returns float32 (C, H, W) in [0, 1]."""
     h, w = best.shape
     blend = PyramidBlend(levels or auto_levels(h, w))
     scale = 1.0 / np.maximum(best, 1e-12)
+    last = len(frames) - 1
+
+    def frame_terms(i: int):  # in a worker thread (mfif.parallel); None: weight < 1e-3 everywhere
+        kept = cache.get(i) if cache is not None else None
+        frame, score = kept if kept is not None else (frames[i], None)
+        score = np.asarray(measure(frame), np.float32) if score is None else score
+        weight = np.power(score * scale, power, dtype=np.float32)
+        if weight.max() < 1e-3 and i != last:
+            return None
+        return blend.decompose(frame, weight, blend.levels), weight.max() < 1e-3
+
     added = 0
-    for i in range(len(frames)):
-        frame = frames[i]
-        weight = np.power(np.asarray(measure(frame), np.float32) * scale, power, dtype=np.float32)
-        if weight.max() < 1e-3 and not (i == len(frames) - 1 and added == 0):
-            continue
-        blend.add(frame, weight)
-        added += 1
-        del frame, weight
+    with progress.stage("blending", len(frames)) as bar:
+        for parts in ordered_map(frame_terms, range(len(frames))):
+            bar.update()
+            if parts is None or (parts[1] and added > 0):  # the last frame is kept only when no other was
+                continue
+            blend.accumulate(*parts[0])
+            added += 1
+            del parts
     return blend.result()
 
 
@@ -277,14 +320,16 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
         after the global step) and ``score`` (the best score per pixel).
     """
     n = len(frames)
+    cache = PassCache() if getattr(frames, "prepared_on_access", False) else None
     frames = ReadClock(frames)
     t0 = time.perf_counter()
-    best, decision = argmax_decision_stream(frames, measure, confidence=confidence)
+    best, decision = argmax_decision_stream(frames, measure, confidence=confidence,
+                                            keep=cache.put if cache is not None else None)
     t1, r1 = time.perf_counter(), frames.seconds
     decision = global_step(decision, n, consistency)
     t2 = time.perf_counter()
     if power > 0:
-        fused = sharpness_weighted_blend(frames, measure, best, power=power, levels=levels)
+        fused = sharpness_weighted_blend(frames, measure, best, power=power, levels=levels, cache=cache)
     else:
         fused = fuse_by_decision(frames, decision, levels=levels)
     t3 = time.perf_counter()
@@ -293,6 +338,41 @@ def nframe_fusion(frames, measure: Callable[[np.ndarray], np.ndarray], *, confid
     return FusionResult(fused=fused, decision=decision.astype(np.int64), score=best,
                         info={"stack_rule": f"nframe (sharpness^{power:g}-weighted pyramid blend; depth map: argmax, "
                                             f"consistency r={consistency})", "phase_seconds": phases})
+
+
+PASS_CACHE_BYTES = 192 * 2**20
+
+
+class PassCache:
+    """Frames and focus scores of the rule's first pass, kept for its second up to ``budget``
+    bytes, for stacks whose frames are costly to prepare (a :class:`mfif.stacking.FrameSource`
+    decodes, warps and exposure-corrects on every access). Frames are kept as 16-bit samples
+    (x * 65535 rounded: within 7.7e-6 of the frame, far below an 8- or 16-bit output step), the
+    scores as float32; frames beyond the budget are prepared and measured again."""
+
+    def __init__(self, budget: int | None = None):
+        import threading
+
+        self.budget = PASS_CACHE_BYTES if budget is None else budget
+        self.used = 0
+        self.items: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, i: int, frame: np.ndarray, score: np.ndarray) -> None:
+        size = frame.size * 2 + score.nbytes
+        with self._lock:  # called from worker threads
+            if self.used + size > self.budget:
+                return
+            self.used += size
+        samples = (frame * np.float32(65535.0) + np.float32(0.5)).astype(np.uint16)  # frames lie in [0, 1]
+        self.items[i] = (samples, score)
+
+    def get(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        kept = self.items.pop(i, None)
+        if kept is None:
+            return None
+        samples, score = kept
+        return samples.astype(np.float32) / np.float32(65535.0), score
 
 
 class ReadClock:
@@ -308,6 +388,10 @@ class ReadClock:
     @property
     def shape(self):
         return self.frames.shape
+
+    @property
+    def prepared_on_access(self) -> bool:
+        return getattr(self.frames, "prepared_on_access", False)
 
     def __getitem__(self, i):
         t0 = time.perf_counter()
@@ -351,12 +435,14 @@ def champion_decision(frames, pair_score: Callable[[np.ndarray, np.ndarray], np.
     """
     composite = np.array(frames[0], np.float32, copy=True)
     decision = np.zeros(composite.shape[1:], np.int32)
-    for k in range(1, len(frames)):
-        frame = frames[k]
-        wins = np.asarray(pair_score(composite, frame)) < 0.5
-        decision[wins] = k
-        composite[:, wins] = frame[:, wins]
-        del frame, wins
+    with progress.stage("comparing frames", len(frames) - 1) as bar:
+        for k in range(1, len(frames)):
+            frame = frames[k]
+            wins = np.asarray(pair_score(composite, frame)) < 0.5
+            decision[wins] = k
+            composite[:, wins] = frame[:, wins]
+            del frame, wins
+            bar.update()
     return decision
 
 

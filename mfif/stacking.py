@@ -22,6 +22,11 @@
      frames, and so on (a series fold in input order; the depth map is composed through the
      folds). Memory is bounded by k frames; the result depends (a little) on k and the order.
 
+  The per-frame work (decoding, the alignment steps, preparing and measuring frames, their
+  pyramids) runs in worker threads (:mod:`mfif.parallel`, ``MFIF_THREADS``), overlapping the
+  reductions, which stay in frame order: the result does not depend on the number of threads.
+  Each stage shows a progress bar in ``mfif fuse`` once it runs over a second (:mod:`mfif.progress`).
+
   Large images run tile by tile (:mod:`mfif.tiling`) when ``tile`` is given (the in-memory and
   batch paths, every method, learned ones included; global steps on the full-size decision map);
   the running reductions of ``gff`` and ``sml`` run their per-frame filters tile by tile
@@ -33,6 +38,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,10 +47,12 @@ from typing import Sequence
 
 import numpy as np
 
+from mfif import progress
 from mfif.align import AlignOptions, Alignment, channel_means, estimate_alignment, exposure_gain
 from mfif.errors import InputError
-from mfif.io import ImageInfo, read_image_with_info, to_float_image
+from mfif.io import ImageInfo, read_samples_with_info, to_float_image
 from mfif.methods import DEFAULT_METHOD, MethodSpec, get_method
+from mfif.parallel import ordered_map
 from mfif.result import FusionResult
 
 
@@ -57,6 +65,8 @@ class FrameSource:
 
     Build it with :func:`prepare_frames`. ``src.shape`` is (N, C, H, W) of the prepared frames.
     """
+
+    prepared_on_access = True  # frames[i] decodes/warps: passes may keep what they read (stack_rule.PassCache)
 
     def __init__(self, items: Sequence, *, channels: int, size: tuple[int, int], bit_depth: int = 8,
                  infos: Sequence[ImageInfo | None] = (), alignment: Alignment | None = None,
@@ -71,6 +81,7 @@ class FrameSource:
             reference if reference is not None else len(self.items) // 2)
         self.normalize_exposure = normalize_exposure and alignment is not None
         self._ref_means: np.ndarray | None = None
+        self._ref_lock = threading.Lock()
         self.reads = 0
         self.decoded: DecodedFrames | None = None
 
@@ -100,7 +111,7 @@ class FrameSource:
         if image is not None:
             pass  # decoded once by prepare_frames, kept as its integer samples
         elif isinstance(item, (str, os.PathLike)):
-            image, _ = read_image_with_info(item)
+            image = to_float_image(read_samples_with_info(item)[0], str(item))[0]
         else:
             image = _as_chw(item, f"frame {i}")
         self.reads += 1
@@ -121,8 +132,9 @@ class FrameSource:
         if self.normalize_exposure and i != self.reference:
             gain = self.alignment.gains.get(i)
             if gain is None:
-                if self._ref_means is None:
-                    self._ref_means = channel_means(self[self.reference])
+                with self._ref_lock:  # frames may be prepared in worker threads
+                    if self._ref_means is None:
+                        self._ref_means = channel_means(self[self.reference])
                 gain = [float(g) for g in exposure_gain(channel_means(image), self._ref_means)]
                 self.alignment.gains[i] = gain
             image *= np.asarray(gain, np.float32)[:, None, None]
@@ -158,34 +170,30 @@ DECODED_CACHE_BYTES = 768 * 2**20
 
 
 class DecodedFrames:
-    """Decoded frames kept as their 8- or 16-bit samples (a quarter or half of float32), up to
-    ``budget`` bytes, so a stack that fits is decoded once (by the alignment pass) however many
-    passes the merge makes; frames beyond the budget are read from their files again. A frame is
-    kept only if its samples give back exactly the float32 frame (x / 255 or x / 65535)."""
+    """Decoded frames kept as their samples as read (8/16-bit: a quarter or half of float32), up
+    to ``budget`` bytes, so a stack that fits is decoded once (by the alignment pass) however many
+    passes the merge makes; frames beyond the budget are read from their files again. ``get``
+    converts them as :func:`mfif.io.read_image_with_info` would (the same float32 frame)."""
 
     def __init__(self, budget: int = DECODED_CACHE_BYTES):
         self.budget = budget
         self.used = 0
-        self.frames: dict[int, tuple[np.ndarray, np.float32]] = {}
+        self.frames: dict[int, tuple[np.ndarray, str]] = {}
         self.hits = 0
 
-    def put(self, i: int, image: np.ndarray, bit_depth: int) -> None:
-        dtype, scale = (np.uint8, np.float32(255.0)) if bit_depth == 8 else (np.uint16, np.float32(65535.0))
-        size = image.size * np.dtype(dtype).itemsize
-        if self.used + size > self.budget or bit_depth not in (8, 16):
+    def put(self, i: int, samples: np.ndarray, name: str = "") -> None:
+        """Keep (H, W[, C]) integer samples of frame i (other sample types are not kept)."""
+        if samples.dtype not in (np.uint8, np.uint16) or self.used + samples.nbytes > self.budget:
             return
-        samples = np.rint(image * scale).astype(dtype)
-        if not np.array_equal(samples.astype(np.float32) / scale, image):
-            return
-        self.frames[i] = (samples, scale)
-        self.used += size
+        self.frames[i] = (samples, name)
+        self.used += samples.nbytes
 
     def get(self, i: int) -> np.ndarray | None:
         hit = self.frames.get(i)
         if hit is None:
             return None
         self.hits += 1
-        return hit[0].astype(np.float32) / hit[1]
+        return to_float_image(hit[0], hit[1])[0]
 
 
 def _as_chw(item, name: str) -> np.ndarray:
@@ -222,21 +230,26 @@ def prepare_frames(items: Sequence, *, align: bool | None = None, align_options:
     sizes: list[tuple[int, int]] = []
     channels: set[int] = set()
     depth = 8
+    ref_index = reference if reference is not None else len(items) // 2
 
-    def read(i: int) -> np.ndarray:
-        nonlocal depth
+    def decode(i: int):  # in a worker thread: only the decoding
         it = items[i]
         if isinstance(it, (str, os.PathLike)):
-            image, info = read_image_with_info(it)
-            info.exif = info.exif if i == (reference if reference is not None else len(items) // 2) else None
+            samples, info = read_samples_with_info(it)
+            return to_float_image(samples, names[i])[0], samples, info
+        arr = np.asarray(it)
+        return _as_chw(arr, names[i]), arr, None
+
+    def read(decoded, i: int) -> np.ndarray:
+        nonlocal depth
+        image, samples, info = decoded
+        if info is not None:
+            info.exif = info.exif if i == ref_index else None
             depth = max(depth, info.bit_depth)
-            cache.put(i, image, info.bit_depth)
+            cache.put(i, samples, names[i])
         else:
-            arr = np.asarray(it)
-            image = _as_chw(arr, names[i])
-            d = 16 if arr.dtype != np.uint8 and arr.dtype != np.bool_ else 8
+            d = 16 if samples.dtype != np.uint8 and samples.dtype != np.bool_ else 8
             depth = max(depth, d)
-            info = None
         infos.append(info)
         size = (image.shape[-1], image.shape[-2])
         if sizes and size != sizes[0]:
@@ -247,15 +260,22 @@ def prepare_frames(items: Sequence, *, align: bool | None = None, align_options:
         channels.add(image.shape[0])
         return image
 
+    def counted(bar):
+        # decoding the next frames (worker threads) overlaps the alignment of the current ones
+        for i, d in enumerate(ordered_map(decode, range(len(items)))):
+            yield read(d, i)
+            bar.update()
+
     alignment = None
-    if align:
-        o = align_options or AlignOptions()
-        if reference is not None:
-            o = AlignOptions(**{**o.__dict__, "reference": reference})
-        alignment = estimate_alignment((read(i) for i in range(len(items))), o, n_frames=len(items), labels=names)
-    else:
-        for i in range(len(items)):
-            read(i)
+    with progress.stage("decoding + aligning" if align else "decoding", len(items)) as bar:
+        if align:
+            o = align_options or AlignOptions()
+            if reference is not None:
+                o = AlignOptions(**{**o.__dict__, "reference": reference})
+            alignment = estimate_alignment(counted(bar), o, n_frames=len(items), labels=names)
+        else:
+            for _ in counted(bar):
+                pass
     if channels == {1, 3}:
         grey = [n for n, info in zip(names, infos) if info is not None and info.channels == 1]
         warnings.warn(f"mixed grey and colour frames: converting grey frame(s) {', '.join(grey) or '(arrays)'} to RGB",
@@ -300,27 +320,30 @@ def fold_in_batches(frames, spec: MethodSpec, options, *, batch_frames: int = 8,
     k = max(2, int(batch_frames))
     if n <= k:
         return run_method(frames.load() if hasattr(frames, "load") else np.asarray(frames), spec, options, tile=tile)
-    first = list(range(k))
-    stack = np.stack([frames[i] for i in first])
-    result = run_method(stack, spec, options, tile=tile)
-    del stack
-    depth = _decision_of(result)
-    depth = None if depth is None else depth.astype(np.int32)
-    start = k
-    folds = 1
-    while start < n:
-        idx = list(range(start, min(n, start + k - 1)))
-        stack = np.stack([result.fused] + [frames[i] for i in idx])
+    folds_total = 1 + -(-(n - k) // (k - 1))
+    with progress.stage(f"fusing in batches of {k}", folds_total, unit="batch") as bar:
+        stack = np.stack([frames[i] for i in range(k)])
         result = run_method(stack, spec, options, tile=tile)
+        bar.update()
         del stack
-        d = _decision_of(result)
-        if depth is not None and d is not None:
-            lookup = np.array([-1] + idx, np.int32)
-            depth = np.where(d == 0, depth, lookup[np.asarray(d)]).astype(np.int32)
-        else:
-            depth = None
-        start = idx[-1] + 1
-        folds += 1
+        depth = _decision_of(result)
+        depth = None if depth is None else depth.astype(np.int32)
+        start = k
+        folds = 1
+        while start < n:
+            idx = list(range(start, min(n, start + k - 1)))
+            stack = np.stack([result.fused] + [frames[i] for i in idx])
+            result = run_method(stack, spec, options, tile=tile)
+            bar.update()
+            del stack
+            d = _decision_of(result)
+            if depth is not None and d is not None:
+                lookup = np.array([-1] + idx, np.int32)
+                depth = np.where(d == 0, depth, lookup[np.asarray(d)]).astype(np.int32)
+            else:
+                depth = None
+            start = idx[-1] + 1
+            folds += 1
     return FusionResult(fused=result.fused, decision=depth,
                         info={"merge": f"batches of {k} frames ({folds} folds, series in input order)"})
 

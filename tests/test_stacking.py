@@ -45,7 +45,7 @@ def test_running_reduction_equals_in_memory(method):
         np.testing.assert_array_equal(streamed.decision, full.decision)
 
 
-def test_running_reduction_reads_frames_from_disk_one_at_a_time(tmp_path):
+def test_running_reduction_reads_frames_from_disk_one_at_a_time(tmp_path, monkeypatch):
     stack, _ = band_stack(n=4)
     paths = []
     for i, frame in enumerate(stack):
@@ -55,21 +55,27 @@ def test_running_reduction_reads_frames_from_disk_one_at_a_time(tmp_path):
     import mfif.stacking as stacking
 
     decodes = []
-    original = stacking.read_image_with_info
-    stacking.read_image_with_info = lambda p: decodes.append(p) or original(p)
+    original = stacking.read_samples_with_info
+    stacking.read_samples_with_info = lambda p: decodes.append(p) or original(p)
     try:
         frames = prepare_frames(paths, align=False)
         assert isinstance(frames, FrameSource) and frames.reads == 0 and frames.shape == (4, 3, 72, 100)
         result = fuse_frames(frames, "sml")
-        assert frames.reads == 2 * 4  # the N-frame rule: two passes, one frame at a time
+        # the N-frame rule: two passes; the second takes the frames the first kept (PassCache)
+        assert frames.reads == 4
         assert len(decodes) == 4  # each file decoded once (prepare_frames), its samples kept
         uncached = prepare_frames(paths, align=False)
         uncached.decoded = stacking.DecodedFrames(budget=0)  # nothing kept: the passes read the files
+        import mfif.stack_rule as stack_rule
+
+        monkeypatch.setattr(stack_rule, "PASS_CACHE_BYTES", 0)
         again = fuse_frames(uncached, "sml")
+        assert uncached.reads == 2 * 4
         assert len(decodes) == 4 + 4 + 8
     finally:
-        stacking.read_image_with_info = original
-    np.testing.assert_array_equal(again.fused, result.fused)
+        stacking.read_samples_with_info = original
+    np.testing.assert_allclose(again.fused, result.fused, atol=1e-5)  # kept frames: 16-bit samples
+    np.testing.assert_array_equal(again.decision, result.decision)
     in_memory = METHODS["sml"].load()[0](frames.load(), METHODS["sml"].make_options())
     np.testing.assert_allclose(result.fused, in_memory.fused, atol=1e-5)
 
@@ -229,10 +235,13 @@ def test_cli_tiled_matches_untiled(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method", STREAMING)
-def test_running_reduction_memory_does_not_grow_with_frames(method):
+def test_running_reduction_memory_does_not_grow_with_frames(method, monkeypatch):
     """numpy allocations (traced by tracemalloc) during the merge: 12 frames need no more than
-    3 frames (+10 %); the frames themselves exist before tracing starts."""
+    3 frames (+10 %); the frames themselves exist before tracing starts. One thread: with worker
+    threads (mfif.parallel) up to that many more frames are in flight, at times that vary."""
     import tracemalloc
+
+    monkeypatch.setenv("MFIF_THREADS", "1")
 
     peaks = {}
     for n in (3, 12):
@@ -258,10 +267,13 @@ def test_running_reduction_in_tiles_equals_in_memory(method):
 
 
 @pytest.mark.parametrize("method", ["gff", "sml"])
-def test_a_pair_merges_with_the_running_reduction_by_default(method):
+def test_a_pair_merges_with_the_running_reduction_by_default(method, monkeypatch):
     """Peak memory flat in N includes N = 2: a pair takes the running reduction too (traced numpy
-    allocations of a pair within 20 % of 12 frames), with the method's result."""
+    allocations of a pair within 20 % of 12 frames), with the method's result (one thread: see
+    test_running_reduction_memory_does_not_grow_with_frames)."""
     import tracemalloc
+
+    monkeypatch.setenv("MFIF_THREADS", "1")
 
     stack, _ = band_stack(n=2, h=96, w=120)
     full = METHODS[method].load()[0](stack, METHODS[method].make_options())
@@ -288,3 +300,24 @@ def test_cli_save_map_of_a_pair_keeps_the_weight_maps(tmp_path, capsys):
     assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "o.png"), "-m", "gff", "--save-map",
                  str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").exists() and (tmp_path / "m_weight0.png").exists()
+
+
+@pytest.mark.parametrize("method", ["gff", "sml", "laplacian"])
+def test_worker_threads_do_not_change_the_result(method, tmp_path, monkeypatch):
+    """Decoding, alignment steps and the per-frame merge work run in worker threads
+    (mfif.parallel); the reductions stay in frame order, so the result is bit-identical."""
+    stack, _ = band_stack(n=5, h=90, w=110)
+    paths = []
+    for i, frame in enumerate(stack):
+        p = tmp_path / f"f{i}.png"
+        Image.fromarray(np.round(np.moveaxis(frame, 0, -1) * 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("MFIF_THREADS", threads)
+        sr = fuse_stack(paths, method, align=True)
+        results[threads] = sr
+    np.testing.assert_array_equal(results["1"].result.fused, results["3"].result.fused)
+    np.testing.assert_array_equal(results["1"].result.decision, results["3"].result.decision)
+    for a, b in zip(results["1"].alignment.matrices, results["3"].alignment.matrices):
+        np.testing.assert_array_equal(a, b)

@@ -26,6 +26,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache", metavar="DIR", help="cache folder (default REPORT_DIR/cache)")
     p.add_argument("--grid", help="comma-separated item names for the visual grids (default: first 2 per dataset)")
     p.add_argument("--grid-count", type=int, default=2)
+    p.add_argument("--no-align", action="store_true",
+                   help="fuse stacks of more than two frames as stored (default: aligned first, as mfif fuse does)")
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser("bench", help="time and memory per method and image size",
@@ -73,7 +75,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     variants = dict(parse_variant(v) for v in args.variant or [])
     config = EvalConfig(methods=methods, out_dir=out, metrics=_split(args.metrics),
-                        cache_dir=Path(args.cache) if args.cache else None, variants=variants)
+                        cache_dir=Path(args.cache) if args.cache else None, variants=variants,
+                        align=not args.no_align)
     result = evaluate(args.data, config)
     if not result.rows:  # nothing to tabulate: say why, on stderr, without an empty report
         more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""

@@ -283,6 +283,10 @@ def write_report(result: EvalResult, out_dir: Path, *, cache_dir: Path | None = 
                 continue
             try:
                 sources = read_stack(item.sources).images
+                if any(v.shape[-2:] != sources.shape[-2:] for v in fused.values()):  # fused after alignment
+                    from mfif.evaluation.stack_items import align_item
+
+                    sources = align_item(sources, None)[0]
             except Exception:
                 continue
             fused = {m: (np.repeat(v, 3, 0) if v.shape[0] == 1 and sources.shape[1] == 3 else v) for m, v in fused.items()}

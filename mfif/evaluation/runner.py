@@ -45,6 +45,8 @@ class EvalConfig:
             e.g. ``{"ba-initial": ("ba", {"refine": False})}``; reported next to ``methods`` under
             their label (the same method with two option sets, or the authors' weights).
         progress: show a progress bar.
+        align: align stacks of more than two frames before fusing (as ``mfif fuse``); False:
+            fuse the frames as stored.
     """
 
     methods: list[str]
@@ -54,6 +56,7 @@ class EvalConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     progress: bool = True
+    align: bool = True  # stacks of > 2 frames aligned first, as mfif fuse does (mfif.evaluation.stack_items)
 
 
 @dataclass
@@ -80,12 +83,15 @@ def _source_signature(item: DatasetItem) -> list:
     return [[p.name, _file_digest(p)] for p in [*item.sources, *([item.ground_truth] if item.ground_truth else [])]]
 
 
-def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = ()) -> str:
+def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str, ...] | list[str] = (), *,
+               aligned: bool = True) -> str:
     from mfif import __version__
+    from mfif.evaluation.stack_items import needs_alignment
 
+    aligned = {"aligned": "mfif fuse default"} if aligned and needs_alignment(len(item.sources)) else {}
     payload = json.dumps({"sources": _source_signature(item), "method": method,
                           "options": _option_signature(options), "version": __version__,
-                          "weights": _weights_signature(weights)},
+                          "weights": _weights_signature(weights), **aligned},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -133,6 +139,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     from tqdm import tqdm
 
     from mfif.api import fuse
+    from mfif.evaluation.stack_items import align_item, fuse_aligned, needs_alignment
     from mfif.methods import METHODS, get_method
 
     from mfif.metrics import METRICS
@@ -165,6 +172,10 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
                     raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
                 names = _metrics_for(item, config.metrics)
+                aligned = config.align and needs_alignment(len(stack))  # as mfif fuse: sources, GT cropped alike
+                if aligned:
+                    images, gt, _ = align_item(stack.images, gt)
+                    stack.images = images
             except InputError as exc:
                 result.problems.append(f"{ds.name}/{item.name}: {exc}")
                 bar.update(len(runs))
@@ -174,7 +185,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 if label in broken_methods:
                     bar.update(1)
                     continue
-                key = _cache_key(item, spec.name, options, spec.weights)
+                key = _cache_key(item, spec.name, options, spec.weights, aligned=config.align)
                 folder = cache_root / ds.name / label
                 folder.mkdir(parents=True, exist_ok=True)
                 fused_path = folder / f"{item.name}.png"
@@ -187,7 +198,8 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                         fused = read_image(fused_path)
                     else:
                         t0 = time.perf_counter()
-                        fused = fuse(stack, method=spec.name, **options).fused
+                        fused = (fuse_aligned(stack.images, spec, options) if aligned
+                                 else fuse(stack, method=spec.name, **options).fused)
                         seconds = time.perf_counter() - t0
                         result.method_runs += 1
                         write_image(fused_path, fused, bit_depth=8)

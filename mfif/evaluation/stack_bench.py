@@ -5,7 +5,9 @@ encode) in a fresh subprocess; every ``--external`` command (e.g. ``enfuse -o {o
 runs on the same frames; the runs are interleaved (mfif method 1, method 2, ..., external 1, ...)
 ``repeats`` times, so all tools see the same machine load, and the table gives the median wall
 time, the ratio to the first external command and the peak resident memory of the process
-(VmHWM, sampled every 20 ms).
+(VmHWM, sampled every 20 ms), with the median CPU seconds (user + system, which a shared machine
+inflates less than wall time) and their ratio to the first external command. Every command writes
+TIFF (no PNG compression in one row only).
 
 By stage (:func:`profile_stages`, in this process, once per method): the pipeline of
 :mod:`mfif.stacking` with timers around decode (reading the files), warp + exposure (preparing a
@@ -14,6 +16,7 @@ rule's decide / global step / blend when the method uses it) and encode.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import statistics
 import subprocess
@@ -31,11 +34,16 @@ class EndToEnd:
     label: str
     seconds: list[float] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     error: str = ""
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def cpu(self) -> float | None:
+        return statistics.median(self.cpu_seconds) if self.cpu_seconds else None
 
     @property
     def peak(self) -> float | None:
@@ -54,25 +62,32 @@ def _peak_kb(pid: int) -> int:
     return 0
 
 
-def run_timed(argv, *, shell: bool = False) -> tuple[float, float, str]:
-    """Run a command to completion: (wall seconds, peak RSS in MB, error text).
+def run_timed(argv, *, shell: bool = False) -> tuple[float, float, str, float]:
+    """Run a command to completion: (wall seconds, peak RSS in MB, error text, CPU seconds).
 
     The peak is the process's VmHWM sampled every 20 ms (the rusage of a child would include the
-    resident size of this process at the fork). A shell command runs as ``exec``, so its process is
-    the tool itself."""
+    resident size of this process at the fork). CPU seconds: user + system time of the process
+    and its children (``wait4``), which a machine shared with other work inflates less than wall
+    time. A shell command runs as ``exec``, so its process is the tool itself."""
     if shell:
         argv = f"exec {argv}"
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
-    while proc.poll() is None:
+    cpu = 0.0
+    while True:
         peak = max(peak, _peak_kb(proc.pid))
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            cpu = usage.ru_utime + usage.ru_stime
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            break
         time.sleep(0.02)
     seconds = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     proc.stderr.close()
     code = proc.returncode
-    return seconds, peak / 1024.0, "" if code == 0 else f"exit {code}: {err.strip()[-300:]}"
+    return seconds, peak / 1024.0, "" if code == 0 else f"exit {code}: {err.strip()[-300:]}", cpu
 
 
 def stack_frames(items) -> list:
@@ -101,24 +116,23 @@ def end_to_end(inputs: list[Path], methods: list[str], externals: list[str], *, 
     with tempfile.TemporaryDirectory(prefix="mfif-stack-bench-") as tmp:
         for r in range(repeats):
             for k, m in enumerate(methods):
-                out = Path(tmp) / f"{m}_{r}.png"
+                out = Path(tmp) / f"{m}_{r}.tif"  # the externals' format: no PNG compression in one row only
                 argv = [sys.executable, "-m", "mfif.cli", "fuse", *map(str, inputs), "-o", str(out), "-m", m, "-q",
                         "--align" if align else "--no-align", *(options or {}).get(m, [])]
-                s, mb, err = run_timed(argv)
-                _record(rows[k], s, mb, err)
+                _record(rows[k], *run_timed(argv))
             for j, template in enumerate(externals):
                 out = Path(tmp) / f"external{j}_{r}.tif"
-                s, mb, err = run_timed(external_command(template, inputs, out), shell=True)
-                _record(rows[len(methods) + j], s, mb, err)
+                _record(rows[len(methods) + j], *run_timed(external_command(template, inputs, out), shell=True))
     return rows
 
 
-def _record(row: EndToEnd, seconds: float, mb: float, err: str) -> None:
+def _record(row: EndToEnd, seconds: float, mb: float, err: str, cpu: float = 0.0) -> None:
     if err:
         row.error = err
     else:
         row.seconds.append(seconds)
         row.peak_mb.append(mb)
+        row.cpu_seconds.append(cpu)
 
 
 def _time_decodes(frames) -> list[float]:
@@ -138,7 +152,22 @@ def _time_decodes(frames) -> list[float]:
 
 
 def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> dict[str, float]:
-    """Seconds per stage of ``mfif fuse`` for one method (module docstring)."""
+    """Seconds per stage of ``mfif fuse`` for one method (module docstring), in one thread
+    (``MFIF_THREADS=1``): the stages' own costs; ``mfif fuse`` overlaps them in worker threads."""
+    import os
+
+    saved = os.environ.get("MFIF_THREADS")
+    os.environ["MFIF_THREADS"] = "1"
+    try:
+        return _profile_stages(inputs, method, align=align)
+    finally:
+        if saved is None:
+            os.environ.pop("MFIF_THREADS", None)
+        else:
+            os.environ["MFIF_THREADS"] = saved
+
+
+def _profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> dict[str, float]:
     from mfif.io import write_image
     from mfif.stacking import fuse_frames, prepare_frames
 
@@ -148,7 +177,7 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
         # prepare_frames reads every frame once to estimate the alignment: time those reads apart
         import mfif.stacking as stacking
 
-        original = stacking.read_image_with_info
+        original = stacking.read_samples_with_info
 
         def timed_read(path):
             nonlocal decode_in_align
@@ -158,11 +187,11 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
             finally:
                 decode_in_align += time.perf_counter() - t
 
-        stacking.read_image_with_info = timed_read
+        stacking.read_samples_with_info = timed_read
         try:
             frames = prepare_frames(inputs, align=True)
         finally:
-            stacking.read_image_with_info = original
+            stacking.read_samples_with_info = original
     else:
         frames = prepare_frames(inputs, align=False)
     t_align = time.perf_counter() - t0
@@ -175,7 +204,7 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
     t_merge = time.perf_counter() - t1
     t2 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mfif-stack-bench-") as tmp:
-        write_image(Path(tmp) / "fused.png", result.fused, bit_depth=8)
+        write_image(Path(tmp) / "fused.tif", result.fused, bit_depth=8)
     t_encode = time.perf_counter() - t2
     stages = {
         "decode": decode_in_align + decodes[0],
@@ -189,7 +218,7 @@ def profile_stages(inputs: list[Path], method: str, *, align: bool = True) -> di
         phases.pop("frame_reads", None)
         for name, seconds in phases.items():
             stages[f"merge: {name}"] = seconds
-    stages["encode (PNG)"] = t_encode
+    stages["encode (TIFF)"] = t_encode
     stages["total"] = time.perf_counter() - t0
     hits = frames.decoded.hits if getattr(frames, "decoded", None) is not None else 0
     stages["file decodes"] = float(len(inputs) + frames.reads - hits)
@@ -202,15 +231,17 @@ def format_report(rows: list[EndToEnd], stages: dict[str, dict[str, float]], *, 
     base = next((r for r in rows if not r.label.startswith("mfif ") and r.median), None)
     lines = [f"stack: {len(inputs)} frames, {shape[3]}x{shape[2]} ({shape[3] * shape[2] / 1e6:.1f} MP), "
              f"median of {repeats} interleaved runs; cores shared with other work",
-             "", "| command | median s | x first external | peak MB |", "|---|---:|---:|---:|"]
+             "", "| command | median s | x first external | median CPU s | CPU x first external | peak MB |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.error and not r.seconds:
-            lines.append(f"| {r.label} | failed: {r.error[:80]} | | |")
+            lines.append(f"| {r.label} | failed: {r.error[:80]} | | | | |")
             continue
         ratio = f"{r.median / base.median:.2f}" if base else ""
-        lines.append(f"| {r.label} | {r.median:.2f} | {ratio} | {r.peak:.0f} |")
+        cpu_ratio = f"{r.cpu / base.cpu:.2f}" if base and base.cpu else ""
+        lines.append(f"| {r.label} | {r.median:.2f} | {ratio} | {r.cpu:.2f} | {cpu_ratio} | {r.peak:.0f} |")
     for method, st in stages.items():
-        lines += ["", f"stages of `mfif fuse -m {method}` (one run, in process):", "",
+        lines += ["", f"stages of `mfif fuse -m {method}` (one run, in process, one thread):", "",
                   "| stage | s |", "|---|---:|"]
         for name, s in st.items():
             if name in ("file decodes", "frame reads in the merge"):
