@@ -680,7 +680,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool =
     history["wall_s"] = wall_before + time.time() - wall0
     history["complete"] = not stopped
     history["final_val"] = validate(net, val, device) if val else {}
-    history["hardware"] = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    history["hardware"] = {"device": str(device), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                            "cpu": platform.processor() or platform.machine()}
     leg.update(to=[phase, step], steps=run_steps, wall_s=time.time() - wall0, val=history["final_val"])
     history.setdefault("legs", []).append(leg)
