@@ -707,7 +707,7 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool =
 def add_arguments(parser: argparse.ArgumentParser, name: str = "ifcnn") -> None:
     d = IFCNNTrainConfig()
     add_dataclass_flags(
-        parser, IFCNNTrainConfig,
+        parser, IFCNNTrainConfig, defaults={"out": None},
         choices={"fuse_rule": ("max", "mean", "sum"), "conv1": CONV1_CHOICES, "fine_loss": FINE_LOSSES,
                  "optimizer": OPTIMIZERS, "precision": PRECISIONS},
         helps={"conv1": "bank: fixed filter bank, frozen (default); learned: bank init, trained",
