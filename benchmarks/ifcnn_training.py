@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,14 @@ def markdown(runs: dict[str, Path], refs: list[dict]) -> str:
     for name, folder in runs.items():
         vals, legs = run_rows(name, folder)
         lines += ["", f"## {name} (`{folder}`)", "", "Legs:", "",
-                  "| leg | started | from (phase, step) | to | steps | wall min | precision | threads | command |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| leg | started | from (phase, step) | to | steps | wall min | precision | threads | val PSNR / SSIM at the end | command |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for i, leg in enumerate(legs, 1):
+            end = leg.get("val") or {}
+            command = re.sub(r"^\S*mfif/cli\.py ", "mfif ", leg.get("command", ""))
             lines.append(f"| {i} | {leg.get('started', '')} | {leg.get('from')} | {leg.get('to')} | {leg.get('steps')} | "
                          f"{leg.get('wall_s', 0) / 60:.1f} | {leg.get('precision', '')} | {leg.get('threads', '')} | "
-                         f"`{leg.get('command', '')}` |")
+                         f"{_fmt(end.get('psnr'))} / {_fmt(end.get('ssim'), 4)} | `{command}` |")
         lines += ["", "| phase | step | train hours | PSNR | SSIM | " + " | ".join(f"PSNR {k}" for k in kinds) + " |",
                   "|---" * (5 + len(kinds)) + "|"]
         for v in vals:
@@ -81,7 +84,7 @@ def markdown(runs: dict[str, Path], refs: list[dict]) -> str:
             hours = np.array([v.get("wall_s", 0) / 3600 for v in vals])
             psnr = np.array([v["psnr"] for v in vals])
             tail = slice(max(0, len(vals) - 3), len(vals))
-            if hours[tail].ptp() > 0:
+            if np.ptp(hours[tail]) > 0:
                 slope = np.polyfit(hours[tail], psnr[tail], 1)[0]
                 lines += ["", f"Slope of validation PSNR over the last {tail.stop - tail.start} validations: "
                               f"{slope:+.2f} dB per training hour (on this shared CPU)."]
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--val-count", type=int, default=12)
     p.add_argument("--train-root", default=None)
     p.add_argument("--out", required=True)
+    p.add_argument("--cache", default=None, help="JSON file keeping the reference scores (label, rule, file, size)")
     args = p.parse_args(argv)
     runs = {}
     for spec in args.run:
@@ -106,7 +110,14 @@ def main(argv=None) -> int:
         label, _, rest = spec.partition("=")
         rule, _, path = rest.partition(":")
         refs.append((label, rule, path))
-    ref_rows = reference_scores(refs, args.val_count, args.train_root) if refs else []
+    cache = json.loads(Path(args.cache).read_text()) if args.cache and Path(args.cache).is_file() else {}
+    key = {r: json.dumps([r[0], r[1], r[2], Path(r[2]).stat().st_size, args.val_count]) for r in refs}
+    todo = [r for r in refs if key[r] not in cache]
+    for r, row in zip(todo, reference_scores(todo, args.val_count, args.train_root) if todo else []):
+        cache[key[r]] = row
+    if args.cache:
+        Path(args.cache).write_text(json.dumps(cache, indent=1))
+    ref_rows = [cache[key[r]] for r in refs]
     text = markdown(runs, ref_rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
