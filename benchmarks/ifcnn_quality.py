@@ -46,7 +46,7 @@ def method_table(ours_dir: Path | None, authors_dir: Path) -> dict[str, tuple[st
     table = {}
     for rule in ("max", "mean", "sum"):
         if ours_dir is not None:
-            p = ours_dir / f"ifcnn-{rule}.pt"
+            p = ours_dir / f"ifcnn-{rule}.safetensors"
             if p.is_file():
                 table[f"ours-{rule}"] = (f"ifcnn-{rule}", {"weights": str(p)})
         else:
@@ -120,7 +120,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     shared = _shared()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ours", default=None, help="folder with ifcnn-<rule>.pt (default: the shipped weights)")
+    p.add_argument("--ours", default=None, help="folder with ifcnn-<rule>.safetensors (default: the shipped weights)")
     p.add_argument("--authors", default=str(shared / "reference" / "ifcnn" / "weights"))
     p.add_argument("--devset", default=None, help="synthetic GT dev set folder (with pairs/)")
     p.add_argument("--sets", default="mf-real,synthetic,ir-vis,medical,exposure")

@@ -259,3 +259,28 @@ def default_data_root() -> Path:
     env = os.environ.get("MFIF_SHARED")
     base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
     return base / "data" / "train"
+
+
+def parse_mix(text: str, choices: Iterable[str]) -> dict[str, float]:
+    """``"a:0.3,b:0.7"`` -> weights of named data sources (from ``choices``) normalised to sum 1;
+    a name without a weight counts 1."""
+    choices = tuple(choices)
+    out: dict[str, float] = {}
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        name, _, weight = part.partition(":")
+        name = name.strip()
+        if name not in choices:
+            raise InputError(f"unknown data source {name!r} in --mix; choose from {', '.join(choices)}")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise InputError(f"bad weight {weight!r} for {name} in --mix") from None
+        if not (w >= 0 and math.isfinite(w)):
+            raise InputError(f"weight of {name} in --mix must be >= 0, got {weight}")
+        out[name] = w
+    total = sum(out.values())
+    if total <= 0:
+        raise InputError(f"--mix {text!r} gives no data source a positive weight")
+    return {k: v / total for k, v in out.items()}

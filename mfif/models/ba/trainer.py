@@ -117,25 +117,9 @@ class BATrainConfig(RunConfig):
 
 def parse_mix(text: str) -> dict[str, float]:
     """``"ba-hard:0.3,ba-layered:0.4,layered:0.3"`` -> normalised weights of :data:`SOURCES`."""
-    out = {}
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
-        name, _, weight = part.partition(":")
-        name = name.strip()
-        if name not in SOURCES:
-            raise InputError(f"unknown data source {name!r} in --mix; choose from {', '.join(SOURCES)}")
-        try:
-            w = float(weight) if weight else 1.0
-        except ValueError:
-            raise InputError(f"bad weight {weight!r} for {name} in --mix") from None
-        if w < 0:
-            raise InputError(f"negative weight for {name} in --mix")
-        out[name] = w
-    total = sum(out.values())
-    if total <= 0:
-        raise InputError(f"--mix {text!r} gives no data source a positive weight")
-    return {k: v / total for k, v in out.items()}
+    from mfif.models.training import parse_mix as parse_weights
+
+    return parse_weights(text, SOURCES)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,22 +1,36 @@
 """Training IFCNN (Zhang et al. 2020, Secs. 2.3-2.5): ``mfif train ifcnn``.
 
-Data: IFCNN-style pairs from :mod:`mfif.synth` (:class:`mfif.synth.datasets.PairDataset` with the
-``ifcnn`` recipe): focus maps from segmentation masks with random per-segment depths and a random
-depth threshold (we have no depth maps), the whole photo blurred by a Gaussian of radius
-kr in 1..15 (sigma = 0.3 (kr - 1) + 0.8), hard-mask composite (paper Eq. 5), random resized crop
-(scale 0.5..1) to ``crop`` pixels, random flips; GT = the sharp photo. Photos: ``data/train``
-without the BSDS500 test split (the dev evaluation set) and val split (our validation).
+Data (all from :mod:`mfif.synth` recipes): each training pair is drawn from a weighted ``mix`` of
+recipes (default ``thinlens:0.5,layered:0.3,ifcnn:0.2``):
+
+- ``thinlens`` -- the thin-lens renderer: IFCNN-style segment depths cut into planes, each plane
+  blurred by its disk circle of confusion (growing with the dioptric distance from the focal
+  plane), occlusion-aware compositing (a blurred near layer spreads over a sharp far one), sensor
+  noise, JPEG q75-98, +-0.15 EV exposure, +-3 % white balance, +-0.5 px misregistration
+  (:class:`mfif.synth.recipes.ThinLensRecipe`);
+- ``layered`` -- depth-layer scenes (segments at random depths, disk PSF, layered compositing;
+  :class:`mfif.synth.recipes.LayeredRecipe`);
+- ``ifcnn`` -- the paper's recipe (whole photo blurred by one Gaussian, hard-mask composite, Eq. 5;
+  the first wave's only data).
+
+Pairs are synthesised on the fly (``workers`` DataLoader processes), or read from folders made
+once by ``mfif synth --prerender`` (``data``: comma-separated folders, weighted by the ``mix``
+weight of the recipe each was rendered with; a random ``crop`` is cut from larger renders). Photos:
+``data/train`` without the BSDS500 test split (the dev set) and val split (our validation). GT =
+the all-in-focus render.
 
 Two phases, as the paper:
 
 1. basic pre-training with the MSE loss (Eq. 7); the BatchNorm momentum falls linearly from 0.99
    to 0 (PyTorch's convention: the weight of the new batch), so the running statistics settle;
 2. fine-training with BatchNorm frozen (eval-mode statistics, affine parameters fixed) and the
-   fine loss; the photos are jittered (brightness and saturation x U(0.8, 1.2)) and turned grey
-   (replicated to 3 channels) with probability 0.5, as the paper's colour augmentation.
+   fine loss; the photos are jittered (brightness and saturation x U(0.8, 1.2), on-the-fly data)
+   and turned grey (replicated to 3 channels) with probability ``grey_prob``, as the paper's
+   colour augmentation.
 
 Both phases use the 'poly' learning rate lr_i = lr_0 (1 - i / max_i)^0.9 (Eq. 9), restarting at
-``lr`` for phase 2.
+``lr`` for phase 2. ``--init`` starts from trained weights (e.g. a shipped file; ``--pre-steps 0``
+continues with phase 2 only; a different ``--fuse-rule`` re-uses the weights of another rule).
 
 What this environment forces (SPEC, IFCNN section), and our choices:
 
@@ -34,11 +48,19 @@ What this environment forces (SPEC, IFCNN section), and our choices:
   224x224 on a GPU). A CPU budget is ~1/1000 of that; ``optimizer="adam"`` (default) converges much
   faster in so few steps, ``"sgd"`` (momentum 0.9) is the paper's.
 
-Losses are computed in image space ([0, 1]; the network's output de-normalised). Batch ``k`` of
-phase ``p`` is a pure function of (seed, p, k): a resumed run sees the same data as an
-uninterrupted one. Checkpoints every ``checkpoint_minutes`` (and at the end of each phase) in
-``out/last.pt``; ``--resume`` continues from it. The final weights are exported as an
-fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that :func:`mfif.models.ifcnn.network.load_ifcnn_weights` reads.
+The loop is :func:`mfif.models.training.fit` (``precision="bf16"``: autocast forward; the losses
+are computed in fp32). Losses are computed in image space ([0, 1]; the network's output
+de-normalised). Batch ``k`` of phase ``p`` is a pure function of (seed, p, k): a resumed run sees
+the same data as an uninterrupted one. A checkpoint (tensors and plain data only) is written
+every ``checkpoint_minutes``, at the end of each phase and when a budget (``max_minutes``,
+``max_steps``) stops the run, to ``out/last.pt``; ``--resume [CKPT]`` continues from it. Every
+invocation is recorded as a leg in ``out/history.json`` (steps, wall time, validation). The final
+weights are exported as an fp16 safetensors file ``out/ifcnn-<rule>.safetensors`` that
+:func:`mfif.models.ifcnn.network.load_ifcnn_weights` reads.
+
+Validation: a fixed held-out set of ``val_count`` whole BSDS500 *val* photos, the recipes
+``thinlens``, ``layered``, ``ifcnn`` in turn, without augmentation (independent of ``mix``, so
+runs on different data compare); PSNR / SSIM of the fused image against the GT.
 
 Example (a tiny run)::
 
@@ -49,17 +71,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
+import shlex
+import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mfif.errors import InputError
-from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
-                                  check_resume_config, default_data_root, load_checkpoint, resume_path)
+from mfif.models.training import (CHECKPOINT, PRECISIONS, RunConfig, add_dataclass_flags, add_run_flags, parse_mix,
+                                  atomic_save, check_resume_config, dataclass_from_args, default_data_root, fit,
+                                  load_checkpoint, resume_path)
 
 # torch is imported inside the functions (the CLI builds every trainer's flags at start-up).
 
@@ -204,12 +228,19 @@ def fine_loss(pred, target, kind: str, w_ssim: float, w_grad: float):
 # ---------------------------------------------------------------------------------------------
 # configuration
 
+DATA_KINDS = ("thinlens", "layered", "ifcnn")  # the recipes a training mix may draw from
+VAL_KINDS = DATA_KINDS  # validation pair i uses VAL_KINDS[i % 3], whatever the mix
+DEFAULT_MIX = "thinlens:0.5,layered:0.3,ifcnn:0.2"
+RESUME_FREE = ("out", "device", "threads", "workers", "checkpoint_minutes", "max_minutes", "max_steps",
+               "val_every", "precision", "channels_last")  # may change when a run is resumed
+
 
 @dataclass
-class IFCNNTrainConfig:
-    """One training run (stored in every checkpoint).
+class IFCNNTrainConfig(RunConfig):
+    """One training run (stored in every checkpoint); the :class:`RunConfig` fields plus:
 
     Attributes:
+        out: run folder (default ``runs/ifcnn-<fuse_rule>``).
         fuse_rule: ``max``, ``mean`` or ``sum``.
         conv1: ``"bank"`` (fixed filter bank, frozen) or ``"learned"`` (bank init, trained).
         fine_loss: ``"ssim-grad"`` (our perceptual-loss substitute) or ``"mse"`` (ablation).
@@ -221,19 +252,18 @@ class IFCNNTrainConfig:
         lr: base learning rate of both phases (poly decay, power 0.9); None = 1e-3 (adam) / 1e-2 (sgd).
         weight_decay: L2 penalty.
         grey_prob: phase 2: probability a sample is turned grey (paper 0.5).
-        jitter: phase 2: brightness and saturation factors in [1 - jitter, 1 + jitter] (paper 0.2).
-        seed: seeds the initial weights and every batch.
+        jitter: phase 2, on-the-fly data: brightness and saturation factors in [1 - jitter, 1 + jitter] (paper 0.2).
+        mix: recipe weights, ``"thinlens:0.5,layered:0.3,ifcnn:0.2"`` (names from :data:`DATA_KINDS`).
+        data: pre-rendered folders (``mfif synth --prerender``), comma separated; empty = synthesise on the fly.
         train_root: folder with ``bsds500`` (+ COCO128, alpha matting); BSDS500 test and val are not trained on.
         val_count: validation pairs (BSDS500 val photos, whole images, fixed seed); 0 = none.
-        val_every: steps between validations.
-        out: run folder.
-        checkpoint_minutes: wall minutes between checkpoints.
-        init: optional weights to start phase 1 from (e.g. another run's export).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
-        threads: torch CPU threads (0 = torch default).
+        val_every: steps between validations (and at the end of each phase).
+        init: optional weights to start from (a shipped file, another run's export).
+        channels_last: run the network in channels-last memory format.
         workers: DataLoader worker processes for the synthesis (0 = in the training process).
     """
 
+    out: str = ""
     fuse_rule: str = "max"
     conv1: str = "bank"
     fine_loss: str = "ssim-grad"
@@ -248,15 +278,13 @@ class IFCNNTrainConfig:
     weight_decay: float = 0.0
     grey_prob: float = 0.5
     jitter: float = 0.2
-    seed: int = 0
+    mix: str = DEFAULT_MIX
+    data: str = ""
     train_root: str = ""
-    val_count: int = 8
+    val_count: int = 12
     val_every: int = 200
-    out: str = "runs/ifcnn-max"
-    checkpoint_minutes: float = 3.0
     init: str | None = None
-    device: str = "auto"
-    threads: int = 0
+    channels_last: bool = False
     workers: int = 0
 
     def resolved(self) -> "IFCNNTrainConfig":
@@ -269,9 +297,12 @@ class IFCNNTrainConfig:
             raise InputError(f"unknown fine loss {self.fine_loss!r}; choose one of {', '.join(FINE_LOSSES)}")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.crop < 24 or self.batch < 1 or self.pre_steps < 0 or self.fine_steps < 0 or self.pre_steps + self.fine_steps < 1:
             raise InputError(f"invalid training config: crop={self.crop} (>= 24), batch={self.batch}, "
                              f"pre_steps={self.pre_steps}, fine_steps={self.fine_steps}")
+        parse_mix(self.mix, DATA_KINDS)
         d = asdict(self)
         if d["lr"] is None:
             d["lr"] = 1e-3 if self.optimizer == "adam" else 1e-2
@@ -279,6 +310,8 @@ class IFCNNTrainConfig:
             raise InputError(f"learning rate must be > 0, got {d['lr']}")
         if not d["train_root"]:
             d["train_root"] = str(default_data_root())
+        if not d["out"]:
+            d["out"] = f"runs/ifcnn-{self.fuse_rule}"
         return IFCNNTrainConfig(**d)
 
 
@@ -309,34 +342,83 @@ def _sources(cfg: IFCNNTrainConfig):
     return train, val
 
 
-def _recipe(cfg: IFCNNTrainConfig, phase: int, size: int | None):
-    from mfif.synth.augment import Augment
-    from mfif.synth.recipes import IfcnnRecipe
+def _recipe(kind: str, size: int | None, phase: int = 1, jitter: float = 0.0):
+    """The recipe ``kind`` at crop ``size``: its own augmentation (plus the phase-2 colour jitter);
+    ``size=None``: the whole photo, no augmentation (validation)."""
+    from dataclasses import replace
 
-    aug = Augment(hflip=True, vflip=True)
-    if phase == 2 and cfg.jitter > 0:
-        aug = Augment(hflip=True, vflip=True, brightness=cfg.jitter, saturation=cfg.jitter)
+    from mfif.synth.augment import Augment
+    from mfif.synth.recipes import get_recipe
+
+    recipe = get_recipe(kind)
     if size is None:
-        aug = Augment()
-    return IfcnnRecipe(size=size, augment=aug)
+        return replace(recipe, size=None, augment=Augment())
+    aug = recipe.augment
+    if phase == 2 and jitter > 0:
+        aug = replace(aug, brightness=max(aug.brightness, jitter), saturation=max(aug.saturation, jitter))
+    return replace(recipe, size=size, augment=aug)
+
+
+class _Prerendered:
+    """A :func:`mfif.synth.prerender.prerender` folder as a source of ``crop`` x ``crop`` pairs."""
+
+    def __init__(self, folder: str, crop: int):
+        from mfif.synth.prerender import PrerenderedPairs
+
+        self.pairs = PrerenderedPairs(folder, as_uint8=True)
+        self.kind = self.pairs.meta["recipe"]["name"]
+        self.size = int(self.pairs.meta["shapes"]["gt"][-1])
+        if self.pairs.meta["frames"] != 2 or self.size < crop:
+            raise InputError(f"{folder}: pre-rendered with {self.pairs.meta['frames']} frames of {self.size} px; "
+                             f"training needs 2 frames of at least --crop {crop} px")
+        self.crop = crop
+
+    def item(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        it = self.pairs[int(rng.integers(len(self.pairs)))]
+        y, x = (int(v) for v in rng.integers(0, self.size - self.crop + 1, 2))
+        frames = it["frames"].numpy()[..., y:y + self.crop, x:x + self.crop].astype(np.float32) / 255.0
+        gt = it["gt"].numpy()[..., y:y + self.crop, x:x + self.crop].astype(np.float32) / 255.0
+        if rng.random() < 0.5:
+            frames, gt = frames[..., ::-1], gt[..., ::-1]
+        return frames, gt
 
 
 class _PhaseData:
-    """Batch ``k`` of a phase: items k*B .. k*B+B-1 of a seeded PairDataset, grey with prob p."""
+    """Item ``i`` of a phase: a pair from the recipe (or pre-rendered folder) that a generator
+    seeded by (seed, phase, i) picks by the ``mix`` weights; grey with probability ``grey_prob``
+    in phase 2. Batch ``k`` is items k*B .. k*B+B-1."""
 
     def __init__(self, cfg: IFCNNTrainConfig, source, phase: int, steps: int):
         from mfif.synth.datasets import PairDataset
 
         self.cfg, self.phase = cfg, phase
-        self.dataset = PairDataset(source, _recipe(cfg, phase, cfg.crop), frames=2,
-                                   length=max(1, steps) * cfg.batch, seed=cfg.seed * 1000 + phase)
+        mix = parse_mix(cfg.mix, DATA_KINDS)
+        if cfg.data:
+            self.folders = [_Prerendered(f.strip(), cfg.crop) for f in cfg.data.split(",") if f.strip()]
+            missing = [f.kind for f in self.folders if f.kind not in mix]
+            if missing:
+                raise InputError(f"--data holds {', '.join(missing)} renders, which --mix {cfg.mix!r} gives no weight")
+            weights = np.array([mix[f.kind] for f in self.folders])
+            self.sources = self.folders
+        else:
+            self.folders = None
+            kinds = [k for k, w in mix.items() if w > 0]
+            weights = np.array([mix[k] for k in kinds])
+            self.sources = [PairDataset(source, _recipe(k, cfg.crop, phase, cfg.jitter), frames=2,
+                                        length=max(1, steps) * cfg.batch, seed=cfg.seed * 1000 + phase) for k in kinds]
+        self.weights = weights / weights.sum()
 
     def item(self, index: int) -> dict:
-        s = self.dataset.sample(index)
-        frames, gt = s.frames, s.gt
+        rng = np.random.default_rng([self.cfg.seed, self.phase, 99, index])
+        pick = int(rng.choice(len(self.sources), p=self.weights))
+        if self.folders is not None:
+            frames, gt = self.folders[pick].item(rng)
+        else:
+            s = self.sources[pick].sample(index)
+            frames, gt = s.frames, s.gt
         if self.phase == 2 and self.cfg.grey_prob > 0:
-            rng = np.random.default_rng([self.cfg.seed, 77, index])
-            if rng.random() < self.cfg.grey_prob:
+            grey_rng = np.random.default_rng([self.cfg.seed, 77, index])
+            if grey_rng.random() < self.cfg.grey_prob:
                 w = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
                 frames = np.repeat((frames * w).sum(1, keepdims=True), 3, axis=1)
                 gt = np.repeat((gt * w).sum(0, keepdims=True), 3, axis=0)
@@ -363,15 +445,18 @@ class _BatchSet:
 
 
 def validation_pairs(cfg: IFCNNTrainConfig, source) -> list[dict]:
-    """Fixed whole-image validation pairs (IFCNN recipe, no augmentation) from BSDS500 val photos."""
-    from mfif.synth.recipes import make_ifcnn
+    """Fixed whole-image validation pairs from BSDS500 val photos: pair i is photo i rendered by
+    recipe ``VAL_KINDS[i % 3]`` without augmentation (generator seeded by (4321, i))."""
+    from mfif.synth import recipes as R
 
+    makers = {"thinlens": R.make_thinlens, "layered": R.make_layered, "ifcnn": R.make_ifcnn}
     out = []
     if source is None:
         return out
     for i in range(min(cfg.val_count, len(source))):
-        s = make_ifcnn(source, i, np.random.default_rng([4321, i]), _recipe(cfg, 1, None), frames=2)
-        out.append({"name": source[i].name, "frames": s.frames, "gt": s.gt})
+        kind = VAL_KINDS[i % len(VAL_KINDS)]
+        s = makers[kind](source, i, np.random.default_rng([4321, i]), _recipe(kind, None), frames=2)
+        out.append({"name": source[i].name, "kind": kind, "frames": s.frames, "gt": s.gt})
     return out
 
 
@@ -427,7 +512,8 @@ def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
 
 
 def validate(net, pairs: list[dict], device) -> dict:
-    """Mean PSNR / SSIM (ours, 11x11 Gaussian, on [0, 1]) of the clamped fused image vs GT."""
+    """Mean PSNR / SSIM (ours, 11x11 Gaussian, on [0, 1]) of the clamped fused image vs GT, over
+    all pairs and per recipe (``psnr_<kind>``)."""
     import torch
 
     if not pairs:
@@ -438,11 +524,15 @@ def validate(net, pairs: list[dict], device) -> dict:
     with torch.no_grad():
         for p in pairs:
             f = torch.from_numpy(p["frames"])[None].to(device)
-            pred = forward_image(net, f, norm).clamp(0, 1)
+            pred = forward_image(net, f, norm).float().clamp(0, 1)
             gt = torch.from_numpy(p["gt"])[None].to(device)
             psnr.append(_psnr(pred[0].cpu().numpy(), p["gt"]))
             ss.append(float(ssim(pred, gt)))
-    return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ss))}
+    out = {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ss))}
+    for kind in dict.fromkeys(p.get("kind", "") for p in pairs):
+        if kind:
+            out[f"psnr_{kind}"] = float(np.mean([v for v, p in zip(psnr, pairs) if p.get("kind") == kind]))
+    return out
 
 
 def export_weights(net, path: Path, meta: dict | None = None) -> Path:
@@ -479,47 +569,75 @@ def _make_optimizer(cfg: IFCNNTrainConfig, net):
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def _phase_loss(net, batch, norm, device, phase: int, cfg: IFCNNTrainConfig):
+    """The loss of one batch: the forward pass (under the caller's autocast), the loss in fp32."""
+    import torch
+
+    frames = batch["frames"].to(device, non_blocking=True)
+    gt = batch["gt"].to(device, non_blocking=True)
+    pred = forward_image(net, frames, norm)
+    with torch.autocast(device_type=device.type, enabled=False):
+        pred = pred.float()
+        if phase == 1:
+            return torch.nn.functional.mse_loss(pred, gt)
+        return fine_loss(pred, gt, cfg.fine_loss, cfg.w_ssim, cfg.w_grad)
+
+
 def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool = True, log=print) -> dict:
-    """Run (or resume) a training; returns the history dict (also in ``out/history.json``)."""
+    """Run (or resume) a training; returns the history dict (also in ``out/history.json``).
+
+    The run stops early (checkpointed, resumable) when ``max_minutes`` or ``max_steps`` is used;
+    the weights reached so far are exported either way (``history["complete"]`` says which)."""
     import torch
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
+
+    from mfif.models.device import resolve_device
 
     cfg = cfg.resolved()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
-    from mfif.models.device import resolve_device
-
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net = build_training_net(cfg).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     phase, step = (1, 0) if cfg.pre_steps > 0 else (2, 0)
-    history: dict = {"config": asdict(cfg), "log": [], "val": [], "wall_s": 0.0}
+    history: dict = {"config": asdict(cfg), "log": [], "legs": [], "wall_s": 0.0}
     opt_state = None
     if resume:
         ck, loaded_from = load_checkpoint(resume_path(resume, out))
-        check_resume_config(loaded_from, ck["config"], asdict(cfg),
-                            ignore=("out", "device", "threads", "workers", "checkpoint_minutes"))
+        check_resume_config(loaded_from, ck["config"], asdict(cfg), ignore=RESUME_FREE)
         net.load_state_dict(ck["model"])
         phase, step, history, opt_state = ck["phase"], ck["step"], ck["history"], ck["optimizer"]
         log(f"resuming phase {phase} at step {step}")
     train_src, val_src = _sources(cfg)
     val = validation_pairs(cfg, val_src)
     norm = _normalizer(device)
-    wall0 = time.perf_counter() - history.get("wall_s", 0.0)
-    last_ckpt = time.perf_counter()
+    wall0, wall_before = time.time(), history.get("wall_s", 0.0)
+    leg = {"command": shlex.join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+           "from": [phase, step], "precision": cfg.precision, "channels_last": cfg.channels_last,
+           "threads": torch.get_num_threads()}
+    run_steps = 0
 
-    def save(ph, st, opt):
-        history["wall_s"] = time.perf_counter() - wall0
-        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict() if opt is not None else None,
-                      "phase": ph, "step": st,
-                      "config": asdict(cfg), "history": history}, ckpt_path)
+    def save(ph, st, opt_state):
+        for rec in history["log"]:
+            rec.setdefault("phase", ph if st else ph - 1)
+        history["wall_s"] = wall_before + time.time() - wall0
+        atomic_save({"model": net.state_dict(), "optimizer": opt_state,
+                     "phase": ph, "step": st, "config": asdict(cfg), "history": history}, out / CHECKPOINT)
         (out / "history.json").write_text(json.dumps(history, indent=1))
 
+    def budget_left() -> bool:
+        return not ((cfg.max_steps and run_steps >= cfg.max_steps)
+                    or (cfg.max_minutes and time.time() - wall0 >= cfg.max_minutes * 60))
+
+    stopped, stop_state = False, None
     while phase <= 2:
         total = cfg.pre_steps if phase == 1 else cfg.fine_steps
+        if step < total and not budget_left():
+            stopped, stop_state = True, opt_state
+            break
         _set_phase(net, phase)
         opt = _make_optimizer(cfg, net)
         if opt_state is not None:
@@ -527,63 +645,57 @@ def train(cfg: IFCNNTrainConfig, *, resume: bool | str = False, progress: bool =
             opt_state = None
         if step < total:
             data = _PhaseData(cfg, train_src, phase, total)
-            loader = DataLoader(_BatchSet(data, step, total), batch_size=None, shuffle=False,
-                                num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
-                                persistent_workers=False)
-            bar = tqdm(total=total, initial=step, desc=f"ifcnn-{cfg.fuse_rule} phase {phase}", unit="step",
-                       disable=not progress, dynamic_ncols=True)
-            t_last, n_last, ema = time.perf_counter(), 0, None
-            for batch in loader:
-                frames = batch["frames"].to(device, non_blocking=True)
-                gt = batch["gt"].to(device, non_blocking=True)
-                lr = poly_lr(cfg.lr, step, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr
+            batches = iter(DataLoader(_BatchSet(data, step, total), batch_size=None, shuffle=False,
+                                      num_workers=cfg.workers, worker_init_fn=_worker_init if cfg.workers else None,
+                                      persistent_workers=False))
+
+            def step_loss(at, phase=phase, total=total, batches=batches):
                 if phase == 1:
-                    m = bn_momentum(step, total)
-                    net.conv2.bn.momentum = net.conv3.bn.momentum = m
-                pred = forward_image(net, frames, norm)
-                if phase == 1:
-                    loss = torch.nn.functional.mse_loss(pred, gt)
-                else:
-                    loss = fine_loss(pred, gt, cfg.fine_loss, cfg.w_ssim, cfg.w_grad)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                lv = float(loss.detach())
-                ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-                n_last += frames.shape[0]
-                now = time.perf_counter()
-                rate = n_last / max(now - t_last, 1e-9)
-                bar.set_postfix(loss=f"{ema:.4g}", lr=f"{lr:.2g}", pairs_s=f"{rate:.1f}")
-                bar.update(1)
-                if step % 10 == 0 or step == total:
-                    history["log"].append({"phase": phase, "step": step, "loss": lv, "loss_ema": ema, "lr": lr,
-                                           "wall_s": time.perf_counter() - wall0})
-                    t_last, n_last = now, 0
-                if val and (step % cfg.val_every == 0 or step == total):
-                    v = validate(net, val, device)
-                    _set_phase(net, phase)
-                    v.update(phase=phase, step=step)
-                    history["val"].append(v)
-                    bar.write(f"phase {phase} step {step}: val PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}")
-                if time.perf_counter() - last_ckpt > 60 * cfg.checkpoint_minutes:
-                    save(phase, step, opt)
-                    last_ckpt = time.perf_counter()
-            bar.close()
+                    net.conv2.bn.momentum = net.conv3.bn.momentum = bn_momentum(at, total)
+                return _phase_loss(net, next(batches), norm, device, phase, cfg)
+
+            def validate_at(at, phase=phase, total=total):
+                if not val or not (at % cfg.val_every == 0 or at == total):
+                    return None
+                v = validate(net, val, device)
+                _set_phase(net, phase)
+                v.update(phase=phase, wall_s=wall_before + time.time() - wall0)
+                return v, f"val PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}"
+
+            res = fit(net, opt, step_loss, start_step=step, total_steps=total,
+                      lr_at=lambda s, total=total: poly_lr(cfg.lr, s, total),
+                      checkpoint=lambda s, phase=phase, opt=opt: save(phase, s, opt.state_dict()),
+                      checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0, max_minutes=cfg.max_minutes,
+                      max_steps=cfg.max_steps - run_steps if cfg.max_steps else 0, validate=validate_at,
+                      history=history["log"], log_every=10, postfix_every=10, units_per_step=cfg.batch,
+                      unit_name="pairs_s", desc=f"ifcnn-{cfg.fuse_rule} phase {phase}", progress=progress,
+                      precision=cfg.precision)
+            run_steps += res.step - step
+            step = res.step
+            if res.stopped_early:
+                stopped, stop_state = True, opt.state_dict()
+                break
         save(phase + 1, 0, None)  # phase boundary: the next phase starts a fresh optimiser
         phase, step = phase + 1, 0
-    history["wall_s"] = time.perf_counter() - wall0
+    history["wall_s"] = wall_before + time.time() - wall0
+    history["complete"] = not stopped
     history["final_val"] = validate(net, val, device) if val else {}
-    history["hardware"] = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    history["hardware"] = {"device": str(device), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                            "cpu": platform.processor() or platform.machine()}
+    leg.update(to=[phase, step], steps=run_steps, wall_s=time.time() - wall0, val=history["final_val"])
+    history.setdefault("legs", []).append(leg)
+    if stopped:
+        save(phase, step, stop_state)
     from mfif.models.weights import provenance
 
-    weights = export_weights(net, out / f"ifcnn-{cfg.fuse_rule}.safetensors", meta=provenance(cfg.train_root))
+    meta = provenance(cfg.data or cfg.train_root)
+    meta.update(complete=not stopped, phase_step=[phase, step], legs=len(history["legs"]),
+                trained_wall_s=round(history["wall_s"], 1))
+    weights = export_weights(net, out / f"ifcnn-{cfg.fuse_rule}.safetensors", meta=meta)
     history["weights"] = str(weights)
     (out / "history.json").write_text(json.dumps(history, indent=1))
-    log(f"done in {history['wall_s'] / 60:.1f} min; weights {weights}"
+    log(f"{'stopped (resume with --resume)' if stopped else 'done'} after {run_steps} steps, "
+        f"{history['wall_s'] / 60:.1f} min in all; weights {weights}"
         + (f"; val PSNR {history['final_val']['psnr']:.2f} dB" if history["final_val"] else ""))
     return history
 
@@ -597,25 +709,24 @@ def add_arguments(parser: argparse.ArgumentParser, name: str = "ifcnn") -> None:
     add_dataclass_flags(
         parser, IFCNNTrainConfig, defaults={"out": None},
         choices={"fuse_rule": ("max", "mean", "sum"), "conv1": CONV1_CHOICES, "fine_loss": FINE_LOSSES,
-                 "optimizer": OPTIMIZERS},
+                 "optimizer": OPTIMIZERS, "precision": PRECISIONS},
         helps={"conv1": "bank: fixed filter bank, frozen (default); learned: bank init, trained",
                "fine_loss": "phase-2 loss: MSE + SSIM + gradient (default) or MSE only (ablation)",
                "crop": f"training crop (default {d.crop}; paper 224)", "pre_steps": "phase 1 (MSE) steps",
                "fine_steps": "phase 2 (BN frozen) steps", "lr": "base learning rate (default 1e-3 adam, 1e-2 sgd)",
+               "mix": f"recipe weights, from {', '.join(DATA_KINDS)} (default {DEFAULT_MIX})",
+               "data": "pre-rendered folders (mfif synth --prerender), comma separated (default: synthesise on the fly)",
                "train_root": "folder with bsds500/ etc. (default ../shared/data/train)",
-               "init": "start from these weights (e.g. a phase-1 export)",
+               "init": "start from these weights (e.g. a shipped file or another run's export)",
+               "precision": "fp32 (default) or bf16 (autocast)",
                "out": "run folder (default runs/ifcnn-<rule>)"})
     add_run_flags(parser)
 
 
 def config_from_args(args) -> IFCNNTrainConfig:
-    names = {f.name for f in fields(IFCNNTrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if not values.get("out"):
-        values["out"] = f"runs/ifcnn-{values.get('fuse_rule', 'max')}"
-    return IFCNNTrainConfig(**values)
+    return dataclass_from_args(IFCNNTrainConfig, args)
 
 
 def run(args) -> int:
-    train(config_from_args(args), resume=args.resume, progress=not args.quiet)
+    train(config_from_args(args), resume=args.resume or False, progress=not args.quiet)
     return 0

@@ -99,23 +99,61 @@ def test_tiny_run_lowers_the_loss_exports_and_resumes(shared_dir, tmp_path, monk
     pair = np.random.default_rng(0).random((2, 3, 24, 24)).astype(np.float32)
     assert mfif.fuse(pair, method="ifcnn-max", weights=str(weights)).fused.shape == (3, 24, 24)
 
-    # interrupted after phase 1 (the fine loss raises), then resumed: same weights as the full run
-    cfg2 = _cfg(shared_dir, tmp_path / "cut")
-    original = T.fine_loss
-
-    def boom(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(T, "fine_loss", boom)
-    with pytest.raises(KeyboardInterrupt):
-        T.train(cfg2, progress=False, log=lambda *_: None)
-    monkeypatch.setattr(T, "fine_loss", original)
+    # stopped by --max-steps in the middle of phase 2 (checkpoint with the optimiser state), then
+    # resumed: same weights as the uninterrupted run, both legs recorded
+    cfg2 = _cfg(shared_dir, tmp_path / "cut", max_steps=8)
+    first = T.train(cfg2, progress=False, log=lambda *_: None)
+    assert not first["complete"] and len(first["legs"]) == 1
     ck = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
-    assert ck["phase"] == 2 and ck["step"] == 0
-    T.train(cfg2, resume=True, progress=False, log=lambda *_: None)
+    assert ck["phase"] == 2 and ck["step"] == 2 and ck["optimizer"] is not None
+    second = T.train(cfg2, resume=True, progress=False, log=lambda *_: None)
+    assert second["complete"] and [leg["steps"] for leg in second["legs"]] == [8, 2]
     a = read_weights(weights).tensors
     b = read_weights(tmp_path / "cut" / "ifcnn-max.safetensors").tensors
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-3), k
     with pytest.raises(InputError, match="different settings"):
         T.train(_cfg(shared_dir, tmp_path / "cut", crop=40), resume=True, progress=False, log=lambda *_: None)
+
+
+def test_flags_follow_the_run_contract():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    T.add_arguments(parser)
+    args = parser.parse_args(["--fuse-rule", "sum", "--precision", "bf16", "--channels-last", "true",
+                              "--mix", "thinlens:1", "--data", "a,b", "--max-minutes", "30", "--resume", "--quiet"])
+    cfg = T.config_from_args(args).resolved()
+    assert (cfg.fuse_rule, cfg.precision, cfg.channels_last, cfg.mix, cfg.data, cfg.max_minutes) == \
+        ("sum", "bf16", True, "thinlens:1", "a,b", 30.0)
+    assert cfg.out == "runs/ifcnn-sum" and args.quiet
+    from mfif.models.training import resume_path
+
+    assert str(resume_path(args.resume, cfg.out)) == "runs/ifcnn-sum/last.pt"
+    with pytest.raises(InputError, match="mix"):
+        T.IFCNNTrainConfig(mix="gaussian:1", train_root="x").resolved()
+    with pytest.raises(InputError, match="precision"):
+        T.IFCNNTrainConfig(precision="fp8", train_root="x").resolved()
+
+
+@pytest.mark.shared
+def test_prerendered_data_bf16_channels_last(shared_dir, tmp_path):
+    """--data reads `mfif synth --prerender` folders (random crops of the renders); a bf16,
+    channels-last run trains on them and exports."""
+    from mfif.synth.prerender import prerender
+
+    folder = tmp_path / "thinlens"
+    from mfif.synth.recipes import get_recipe
+
+    prerender(shared_dir / "data" / "train", get_recipe("thinlens", size=40), 3, folder, seed=5, progress=False)
+    cfg = _cfg(shared_dir, tmp_path / "run", data=str(folder), mix="thinlens:1", pre_steps=2, fine_steps=2,
+               precision="bf16", channels_last=True, val_count=0)
+    data = T._PhaseData(cfg.resolved(), None, 1, 2)
+    item = data.item(0)
+    assert item["frames"].shape == (2, 3, 32, 32) and item["gt"].shape == (3, 32, 32)
+    assert np.array_equal(item["frames"], data.item(0)["frames"])  # a pure function of the index
+    hist = T.train(cfg, progress=False, log=lambda *_: None)
+    assert hist["complete"] and all(np.isfinite(r["loss"]) for r in hist["log"] if "loss" in r)
+    assert (tmp_path / "run" / "ifcnn-max.safetensors").is_file()
+    with pytest.raises(InputError, match="no weight"):
+        T._PhaseData(_cfg(shared_dir, tmp_path / "x", data=str(folder), mix="layered:1").resolved(), None, 1, 2)
