@@ -59,10 +59,10 @@ def main(argv=None) -> int:
         stack = read_stack(files)
         tiles = [_tile(stack.images[0], args.height, f"{title} (1)"), _tile(stack.images[1], args.height, "(2)")]
         ours = {"weights": str(Path(args.ours) / f"ifcnn-{rule}.pt")} if args.ours else {}
-        tiles.append(_tile(fuse(stack, method=f"ifcnn-{rule}", mode=mode, **ours).fused, args.height, f"ours {rule}"))
+        tiles.append(_tile(fuse(stack, method=f"ifcnn-{rule}", modality=mode, **ours).fused, args.height, f"ours {rule}"))
         a = authors / f"IFCNN-{rule.upper()}.pth"
         if a.is_file():
-            tiles.append(_tile(fuse(stack, method=f"ifcnn-{rule}", mode=mode, weights=str(a)).fused, args.height,
+            tiles.append(_tile(fuse(stack, method=f"ifcnn-{rule}", modality=mode, weights=str(a)).fused, args.height,
                                f"authors {rule}"))
         if mode == "multifocus":
             tiles.append(_tile(fuse(stack, method="gff").fused, args.height, "gff"))

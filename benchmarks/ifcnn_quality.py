@@ -145,28 +145,28 @@ def main(argv=None) -> int:
         items = []
         for folder in args.mf_real_folders.split(","):
             items += [(f"{folder}-{n}", f, g) for n, f, g in pairs_in(shared / "data" / "mf-real" / folder)]
-        results["mf-real"] = run_set("mf-real", lim(items), labels, table, MF_METRICS, cache, {"mode": "multifocus"})
+        results["mf-real"] = run_set("mf-real", lim(items), labels, table, MF_METRICS, cache, {"modality": "multifocus"})
     if "synthetic" in sets and args.devset:
         items = pairs_in(Path(args.devset) / "pairs")
-        results["synthetic-gt"] = run_set("synthetic", lim(items), labels, table, GT_METRICS, cache, {"mode": "multifocus"})
+        results["synthetic-gt"] = run_set("synthetic", lim(items), labels, table, GT_METRICS, cache, {"modality": "multifocus"})
     other = shared / "data" / "other"
     if "ir-vis" in sets:
         names = sorted({Path(f).name.rsplit("_", 1)[0] for f in glob.glob(str(other / "ir-vis" / "*_IR.png"))})
         items = [(n, [other / "ir-vis" / f"{n}_Vis.png", other / "ir-vis" / f"{n}_IR.png"], None) for n in names]
         labs = [lab for lab in labels if lab.endswith("max")]
         results["ir-vis (max, infrared mode)"] = run_set("ir-vis", lim(items), labs, table, ("SF", "AG"), cache,
-                                                         {"mode": "infrared"})
+                                                         {"modality": "infrared"})
     if "medical" in sets:
         items = [(f"c0{i}", [other / "medical" / f"c0{i}_1.png", other / "medical" / f"c0{i}_2.png"], None)
                  for i in range(1, 9)]
         labs = [lab for lab in labels if lab.endswith("max")]
         results["medical (max, medical mode)"] = run_set("medical", lim(items), labs, table, ("SF", "AG"), cache,
-                                                         {"mode": "medical"})
+                                                         {"modality": "medical"})
     if "exposure" in sets:
         items = [(d.name, sorted(d.glob("*.jpg")), None) for d in sorted((other / "multi-exposure").iterdir()) if d.is_dir()]
         labs = [lab for lab in labels if lab.endswith("mean")]
         results["multi-exposure (mean, exposure mode)"] = run_set("exposure", lim(items), labs, table,
-                                                                  ("SF", "AG", "MEF_SSIM"), cache, {"mode": "exposure"})
+                                                                  ("SF", "AG", "MEF_SSIM"), cache, {"modality": "exposure"})
     print(markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

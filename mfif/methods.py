@@ -123,7 +123,7 @@ _SPECS = (
     MethodSpec("cnn-slight", "Liu et al. 2017 CNN without fc1 (the authors' released 'slight' model)",
                "mfif.models.liu_cnn.pipeline", "liu_cnn_fusion", "LiuCNNOptions", kind="learned",
                defaults=(("variant", "slight"),), weights=("liu_cnn_slight.safetensors",), tile_plan="mfif.models.liu_cnn.tile_plan:liu_cnn_tile_plan"),
-    MethodSpec("ifcnn-max", "IFCNN, elementwise-max feature fusion (Zhang et al. 2020); --mode multifocus|infrared|medical|exposure",
+    MethodSpec("ifcnn-max", "IFCNN, elementwise-max feature fusion (Zhang et al. 2020); --opt modality=multifocus|infrared|medical|exposure",
                "mfif.models.ifcnn.pipeline", "ifcnn_fusion", "IFCNNOptions", kind="learned",
                defaults=(("fuse_rule", "max"),), weights=("ifcnn-max.safetensors",), tile_plan="mfif.models.ifcnn.tile_plan:ifcnn_tile_plan",
                order_independent=True),

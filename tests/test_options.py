@@ -16,7 +16,7 @@ from mfif.options import parse_options, renamed_options
 
 # still named ``mode`` on this branch: renamed in their own folders (ifcnn: modality, hourglass:
 # nframe_strategy); strict, so the test says when the rename has landed
-_PENDING = {"ifcnn-max", "ifcnn-mean", "ifcnn-sum", "hf-seg", "hf-reg"}
+_PENDING = {"hf-seg", "hf-reg"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(

@@ -110,7 +110,7 @@ def test_learned_methods_have_plans_and_tile_automatically():
 
 def test_ifcnn_exposure_enhance_is_marked_approximate():
     spec = METHODS["ifcnn-mean"]
-    opts = spec.make_options(mode="exposure", weights=_ifcnn_weights())
+    opts = spec.make_options(modality="exposure", weights=_ifcnn_weights())
     with pytest.warns(UserWarning, match="non-local"):
         plan = tile_plan(spec, opts, (2, 3, 64, 64))
     assert plan.approximate

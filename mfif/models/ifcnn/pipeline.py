@@ -3,7 +3,7 @@
 Y. Zhang, Y. Liu, P. Sun, H. Yan, X. Zhao, L. Zhang, "IFCNN: A general image fusion framework based
 on convolutional neural network", Information Fusion 54 (2020) 99-118. The network is
 :mod:`mfif.models.ifcnn.network`; this module holds the input conventions of the authors' released script
-(one per fusion ``mode``), tiling and the options.
+(one per fusion ``modality``), tiling and the options.
 
 Modes (as released, ``reference/ifcnn/MANIFEST.md`` and the authors' demo script):
 
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import ClassVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from mfif.result import FusionResult
 from mfif.tiling import local_tiles
 from mfif.models.device import resolve_device
 
-MODES = ("multifocus", "infrared", "medical", "exposure")
+MODALITIES = ("multifocus", "infrared", "medical", "exposure")
 PRECISIONS = ("fp32", "bf16")
 _GREY = (0.299, 0.587, 0.114)  # cv2.COLOR_RGB2GRAY / PIL "L", as the released script
 
@@ -70,8 +71,8 @@ class IFCNNOptions:
 
     Attributes:
         fuse_rule: ``"max"``, ``"mean"`` or ``"sum"`` (set by the method name).
-        mode: ``"multifocus"``, ``"infrared"``, ``"medical"`` or ``"exposure"`` (input conventions,
-            see the module docstring). CLI: ``mfif fuse --method ifcnn-mean --mode exposure``.
+        modality: ``"multifocus"``, ``"infrared"``, ``"medical"`` or ``"exposure"`` (input conventions,
+            see the module docstring). CLI: ``mfif fuse --method ifcnn-mean --opt modality=exposure``.
         weights: a ``.pth``/``.pt`` state dict (the authors' ``IFCNN-MAX.pth``) or ours (``.safetensors``), a state dict,
             or None for our shipped weights of ``fuse_rule`` (an error while none is shipped).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
@@ -86,8 +87,10 @@ class IFCNNOptions:
             the released layer chain as it is.
     """
 
+    RENAMED_OPTIONS: ClassVar[dict[str, str]] = {"mode": "modality"}
+
     fuse_rule: str = "max"
-    mode: str = "multifocus"
+    modality: str = "multifocus"
     weights: str | os.PathLike | dict | None = None
     device: str = "auto"
     tile: int = 768
@@ -313,8 +316,8 @@ def _check(stack: np.ndarray, o: IFCNNOptions) -> np.ndarray:
     stack = np.asarray(stack)
     if stack.ndim != 4 or stack.shape[0] < 2 or stack.shape[1] not in (1, 3):
         raise InputError(f"expected an (N>=2, C=1|3, H, W) stack, got shape {stack.shape}")
-    if o.mode not in MODES:
-        raise InputError(f"unknown IFCNN mode {o.mode!r}; choose one of {', '.join(MODES)}")
+    if o.modality not in MODALITIES:
+        raise InputError(f"unknown IFCNN modality {o.modality!r}; choose one of {', '.join(MODALITIES)}")
     check_fuse_rule(o.fuse_rule)
     if o.precision not in PRECISIONS:
         raise InputError(f"unknown precision {o.precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -339,13 +342,13 @@ def ifcnn_fusion(stack: np.ndarray, options: IFCNNOptions | None = None) -> Fusi
     run = dict(tile=o.tile, precision=o.precision, threads=o.threads)
     n, c = stack.shape[:2]
     maps: dict[str, np.ndarray] = {}
-    if o.mode == "exposure":
+    if o.modality == "exposure":
         fused, maps["luma"] = _exposure(net, stack, run, o.exposure_enhance)
     else:
         frames = np.repeat(stack, 3, axis=1) if c == 1 else stack
-        out = np.clip(run_network(net, frames, normalize=o.mode == "multifocus", **run), 0.0, 1.0)
+        out = np.clip(run_network(net, frames, normalize=o.modality == "multifocus", **run), 0.0, 1.0)
         fused = _grey(out)[None] if c == 1 else out
     fused = np.clip(fused, 0.0, 1.0).astype(np.float32)
-    info = {"fuse_rule": o.fuse_rule, "mode": o.mode, "tile": o.tile, "precision": o.precision,
+    info = {"fuse_rule": o.fuse_rule, "modality": o.modality, "tile": o.tile, "precision": o.precision,
             "weights": "state dict" if isinstance(o.weights, dict) else getattr(net, "weights_path", None)}
     return FusionResult(fused=fused, maps=maps, info=info)

@@ -12,5 +12,5 @@ def ifcnn_tile_plan(options, shape: tuple[int, ...]):
     whole image) is not local and only approximated."""
     from mfif.models.ifcnn.network import RECEPTIVE_RADIUS
 
-    approximate = options.mode == "exposure" and options.exposure_enhance
+    approximate = options.modality == "exposure" and options.exposure_enhance
     return TilePlan(halo=RECEPTIVE_RADIUS + 2, grid=1, options=options, approximate=approximate)

@@ -59,21 +59,21 @@ ME_FAST = ("door", "window")
 
 def _parity_iv(shared_dir, name):
     d = shared_dir / "data" / "other" / "ir-vis"
-    r = mfif.fuse([d / f"{name}_Vis.png", d / f"{name}_IR.png"], method="ifcnn-max", mode="infrared",
+    r = mfif.fuse([d / f"{name}_Vis.png", d / f"{name}_IR.png"], method="ifcnn-max", modality="infrared",
                   weights=str(_authors(shared_dir, "max")))
     return _grey_level_diff(r.fused, shared_dir / "reference" / "ifcnn" / "expected" / f"IFCNN-MAX-IV-{name}.png")
 
 
 def _parity_md(shared_dir, name):
     d = shared_dir / "data" / "other" / "medical"
-    r = mfif.fuse([d / f"{name}_1.png", d / f"{name}_2.png"], method="ifcnn-max", mode="medical",
+    r = mfif.fuse([d / f"{name}_1.png", d / f"{name}_2.png"], method="ifcnn-max", modality="medical",
                   weights=str(_authors(shared_dir, "max")))
     return _grey_level_diff(r.fused, shared_dir / "reference" / "ifcnn" / "expected" / f"IFCNN-MAX-MD-{name}.png")
 
 
 def _parity_me(shared_dir, name, grey=False):
     frames = sorted(glob.glob(str(shared_dir / "data" / "other" / "multi-exposure" / name / "*.jpg")))
-    r = mfif.fuse(frames, method="ifcnn-mean", mode="exposure", weights=str(_authors(shared_dir, "mean")))
+    r = mfif.fuse(frames, method="ifcnn-mean", modality="exposure", weights=str(_authors(shared_dir, "mean")))
     expected = shared_dir / "reference" / "ifcnn" / "expected" / f"IFCNN-MEAN-ME-{name}.png"
     if not grey:
         return _grey_level_diff(r.fused, expected)
@@ -201,8 +201,8 @@ def test_unknown_fuse_rule_is_an_error():
     stack = np.random.default_rng(0).random((2, 3, 20, 20)).astype(np.float32)
     with pytest.raises(InputError, match="fuse rule"):
         ifcnn_fusion(stack, IFCNNOptions(fuse_rule="min", weights=_random_net().state_dict()))
-    with pytest.raises(InputError, match="mode"):
-        ifcnn_fusion(stack, IFCNNOptions(mode="thermal", weights=_random_net().state_dict()))
+    with pytest.raises(InputError, match="modality"):
+        ifcnn_fusion(stack, IFCNNOptions(modality="thermal", weights=_random_net().state_dict()))
 
 
 @pytest.mark.parametrize("rule", ["max", "mean", "sum"])
@@ -263,17 +263,17 @@ def test_modes_on_a_grey_pair():
     rng = np.random.default_rng(4)
     pair = [rng.random((36, 44)).astype(np.float32), rng.random((36, 44)).astype(np.float32)]
     for mode in ("multifocus", "infrared", "medical", "exposure"):
-        r = mfif.fuse(pair, method="ifcnn-max", mode=mode, weights=weights)
+        r = mfif.fuse(pair, method="ifcnn-max", modality=mode, weights=weights)
         assert r.fused.shape == (1, 36, 44) and r.fused.dtype == np.float32
         assert np.isfinite(r.fused).all() and 0 <= r.fused.min() and r.fused.max() <= 1
-        assert r.info["mode"] == mode and r.info["fuse_rule"] == "max"
+        assert r.info["modality"] == mode and r.info["fuse_rule"] == "max"
 
 
 def test_colour_multifocus_and_infrared_keep_rgb():
     weights = _random_net("sum").state_dict()
     stack = np.random.default_rng(5).random((2, 3, 30, 30)).astype(np.float32)
     for mode in ("multifocus", "infrared"):
-        r = mfif.fuse(stack, method="ifcnn-sum", mode=mode, weights=weights)
+        r = mfif.fuse(stack, method="ifcnn-sum", modality=mode, weights=weights)
         assert r.fused.shape == (3, 30, 30)
 
 
@@ -282,11 +282,11 @@ def test_exposure_mode_three_frames_any_order():
     rng = np.random.default_rng(6)
     base = rng.random((3, 48, 40)).astype(np.float32)
     stack = np.stack([np.clip(base * g, 0, 1) for g in (0.4, 1.0, 1.8)])
-    r = mfif.fuse(stack, method="ifcnn-mean", mode="exposure", weights=weights)
+    r = mfif.fuse(stack, method="ifcnn-mean", modality="exposure", weights=weights)
     assert r.fused.shape == (3, 48, 40) and "luma" in r.maps
-    again = mfif.fuse(stack[[2, 0, 1]], method="ifcnn-mean", mode="exposure", weights=weights)
+    again = mfif.fuse(stack[[2, 0, 1]], method="ifcnn-mean", modality="exposure", weights=weights)
     assert np.array_equal(r.fused, again.fused)
-    plain = mfif.fuse(stack, method="ifcnn-mean", mode="exposure", weights=weights, exposure_enhance=False)
+    plain = mfif.fuse(stack, method="ifcnn-mean", modality="exposure", weights=weights, exposure_enhance=False)
     assert plain.fused.shape == (3, 48, 40)
 
 
@@ -305,7 +305,7 @@ def test_method_table_has_the_three_rules():
 
     for rule in ("max", "mean", "sum"):
         opts = get_method(f"ifcnn-{rule}").make_options(weights="x.pth", mode="medical")
-        assert opts.fuse_rule == rule and opts.mode == "medical"
+        assert opts.fuse_rule == rule and opts.modality == "medical"
 
 
 def test_fast_inference_form_matches_the_released_chain():
