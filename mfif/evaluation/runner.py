@@ -90,16 +90,19 @@ def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _metrics_for(item: DatasetItem, requested: list[str] | None) -> list[str]:
+def _metrics_for(item: DatasetItem, requested: list[str] | None, has_focus_maps: bool = False) -> list[str]:
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import band_metric
 
     names = list(requested) if requested else [*DEFAULT_METRICS, *(GT_METRICS if item.ground_truth else ())]
     out = []
     for name in names:
-        metric = METRICS.get(name)
+        metric = METRICS.get(name) or band_metric(name)
         if metric is None:
-            raise InputError(f"unknown metric '{name}'; available: {', '.join(METRICS)}")
+            raise InputError(f"unknown metric '{name}'; available: {', '.join(METRICS)}, PSNR_band[K], SSIM_band[K]")
         if metric.needs_ground_truth and item.ground_truth is None:
+            continue
+        if metric.name not in METRICS and not has_focus_maps:  # band metrics need the focus maps
             continue
         if metric.n_sources == 2 and len(item.sources) != 2:
             continue
@@ -107,14 +110,17 @@ def _metrics_for(item: DatasetItem, requested: list[str] | None) -> list[str]:
     return out
 
 
-def _score(names: list[str], sources: np.ndarray, fused: np.ndarray, gt: np.ndarray | None) -> dict[str, float]:
+def _score(names: list[str], sources: np.ndarray, fused: np.ndarray, gt: np.ndarray | None,
+           focus_maps: np.ndarray | None = None) -> dict[str, float]:
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import band_metric
 
     values = {}
     for name in names:
-        metric = METRICS[name]
+        metric = METRICS.get(name) or band_metric(name)
+        extra = {} if name in METRICS else {"focus_maps": focus_maps}
         try:
-            value = metric.function(list(sources), fused, ground_truth=gt)
+            value = metric.function(list(sources), fused, ground_truth=gt, **extra)
         except MfifError:
             value = float("nan")
         values[name] = float(value) if value is not None else float("nan")
@@ -136,6 +142,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     from mfif.methods import METHODS, get_method
 
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import is_band_metric
 
     # (label, spec, options); unknown method or metric: error before any work
     runs = [(m, get_method(m), dict(config.method_options.get(m, {}))) for m in config.methods]
@@ -145,7 +152,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
         runs.append((label, get_method(method), dict(options)))
     for label, spec, options in runs:
         spec.make_options(**options)  # an unknown option is an error now, not once per item
-    unknown = [m for m in (config.metrics or []) if m not in METRICS]
+    unknown = [m for m in (config.metrics or []) if m not in METRICS and not is_band_metric(m)]
     if unknown:
         raise InputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     cache_root = Path(config.cache_dir or Path(config.out_dir) / "cache")
@@ -164,7 +171,12 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 gt = read_image(item.ground_truth) if item.ground_truth else None
                 if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
                     raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
-                names = _metrics_for(item, config.metrics)
+                focus = None
+                if any(is_band_metric(m) for m in config.metrics or ()):
+                    from mfif.evaluation.focus_maps import read_focus_maps
+
+                    focus = read_focus_maps(item)
+                names = _metrics_for(item, config.metrics, focus is not None)
             except InputError as exc:
                 result.problems.append(f"{ds.name}/{item.name}: {exc}")
                 bar.update(len(runs))
@@ -202,7 +214,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 values = {k: v for k, v in meta.get("metrics", {}).items() if k in names}
                 missing = [n for n in names if n not in values]
                 if missing:
-                    values.update(_score(missing, stack.images, fused, gt))
+                    values.update(_score(missing, stack.images, fused, gt, focus))
                     result.metric_runs += len(missing)
                     meta["metrics"] = {**meta.get("metrics", {}), **values}
                     write_bytes_atomic(meta_path, json.dumps(meta, indent=1, allow_nan=True).encode())

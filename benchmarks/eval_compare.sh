@@ -1,0 +1,53 @@
+#!/bin/bash
+# The comparison harness of issue #17: one `mfif eval` run of METHODS over every dev set with ground
+# truth (the 100 dev pairs, the 3-frame `stacks`, the 8-frame `stacks8`, the focal `sweeps`, the
+# `halo` set) and the real pairs (mfifb, liu-grayscale, sesf-extra), with PSNR_GT, SSIM_GT, the
+# boundary-band metrics (8 px), Q_G_yl and Q_CB; per-item wins are in the report's cells. Writes
+# the report to $OUT and a one-table summary (summary.md: mean per method and set, wins) beside it.
+#
+# Fused images and scores are cached in $CACHE: a re-run computes only what is new, so adding a
+# method to the same comparison is one command, e.g.
+#   METHODS=sml,gff,laplacian,ba,cnn-slight-authors,ifcnn-max-authors,NEW benchmarks/eval_compare.sh
+# Entries of METHODS are method names (`mfif list`), the authors'-weights labels below, or
+# LABEL=METHOD[:KEY=VALUE...] (an `mfif eval --variant`). DATASETS picks sets (default: all).
+# Needs ../shared and the dev set (with halo/):
+#   python -m mfif.cli synth --devset --source ../shared/data/train/bsds500 -o scratch/devset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+DEVSET=${DEVSET:-scratch/devset}
+CACHE=${CACHE:-scratch/eval-cache}
+OUT=${OUT:-benchmarks/results/eval-compare}
+METHODS=${METHODS:-sml,gff,laplacian,ba,cnn-slight-authors,ifcnn-max-authors}
+DATASETS=${DATASETS:-pairs stacks stacks8 sweeps halo mfifb liu-grayscale sesf-extra}
+METRICS=${METRICS:-PSNR_GT,SSIM_GT,PSNR_band,SSIM_band,Q_G_yl,Q_CB}
+GRID=${GRID:-pair_002,halo_00,halo_01,halo_stack_02,flower}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's mfif, not an installed one
+
+# the authors' released weights, as named in benchmarks/eval_learned.sh
+declare -A AUTHORS=(
+  [cnn-slight-authors]="cnn-slight:weights=$SHARED/reference/liu-cnn/cnnmodel-slight.mat"
+  [ifcnn-max-authors]="ifcnn-max:weights=$SHARED/reference/ifcnn/weights/IFCNN-MAX.pth"
+  [ifcnn-mean-authors]="ifcnn-mean:weights=$SHARED/reference/ifcnn/weights/IFCNN-MEAN.pth"
+  [ba-initial]="ba:refine=false"
+)
+methods=() variants=()
+IFS=, read -ra entries <<< "$METHODS"
+for m in "${entries[@]}"; do
+  if [[ -n "${AUTHORS[$m]:-}" ]]; then variants+=(--variant "$m=${AUTHORS[$m]}")
+  elif [[ "$m" == *=* ]]; then variants+=(--variant "$m")
+  else methods+=("$m"); fi
+done
+data=()
+for d in $DATASETS; do
+  case "$d" in
+    mfifb|liu-grayscale|sesf-extra) data+=(--data "$SHARED/data/mf-real/$d") ;;
+    *) data+=(--data "$DEVSET/$d") ;;
+  esac
+done
+method_flag=()
+if ((${#methods[@]})); then method_flag=(--methods "$(IFS=,; echo "${methods[*]}")"); fi
+
+nice python -m mfif.cli eval "${data[@]}" "${method_flag[@]}" "${variants[@]}" --metrics "$METRICS" \
+  --grid "$GRID" -o "$OUT" --cache "$CACHE"
+python benchmarks/eval_compare_summary.py "$OUT/results.csv" --out "$OUT/summary.md"
