@@ -9,7 +9,7 @@ Boundary-aware fusion (Ma et al. 2019) claims its gain at the focused/defocused 
 whole-image PSNR hides it. This reads the fused images that ``mfif eval`` cached for the synthetic
 dev set (``<cache>/<dataset>/<label>/<item>.png``) and scores each one twice: over the whole image
 and over the pixels within ``--width`` px of the true boundary (the frame-A focus map of the dev set,
-``pairs/focus/<item>_A.png``, thresholded at 0.5; exact Euclidean distances). Also the decision accuracy in the band, for
+``pairs/focus/<item>_A.png``, thresholded at 0.5). Also the decision accuracy in the band, for
 methods whose fused pixel equals one source: the fraction of band pixels whose fused value is
 nearer the in-focus source than the other one (ties count as right).
 

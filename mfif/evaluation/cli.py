@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
                                           "or one sub-folder per stack). Results are cached in REPORT_DIR/cache.")
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
     p.add_argument("--methods", help="comma-separated methods (default: every classical method)")
-    p.add_argument("--metrics", help="comma-separated metric keys (default: a standard set, + PSNR/SSIM with GT)")
+    p.add_argument("--metrics", help="comma-separated metric keys (default: a standard set, + PSNR/SSIM with GT); "
+                                     "PSNR_band[K], SSIM_band[K]: vs GT within K px (default 8) of the true focus "
+                                     "boundary, from the focus maps in focus/ beside the sources")
     p.add_argument("--variant", action="append", metavar="LABEL=METHOD[:KEY=VALUE...]",
                    help="also run METHOD with these options, reported as LABEL (repeatable), e.g. "
                         "'ba-initial=ba:refine=false' or 'ifcnn-max-authors=ifcnn-max:weights=IFCNN-MAX.pth'")

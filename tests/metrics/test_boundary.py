@@ -21,14 +21,16 @@ def _halves(h: int, w: int, split: int) -> np.ndarray:
     return np.stack([a, 1 - a])
 
 
-def test_band_is_exact_euclidean_distance_to_another_label():
+def test_band_is_the_chamfer_distance_to_another_label():
     labels = np.zeros((9, 9), np.int32)
     labels[4, 4] = 1  # one pixel of another label
-    # the centre is at distance 1 from its neighbours; the others at their offset's length from it
+    # the centre is at distance 1 from its neighbours; the others at their offset's 5x5 chamfer
+    # length from it: (1, 0) -> 1, (1, 1) -> 1.4, (2, 0) -> 2, (2, 1) -> 2.1969 (sqrt 5 = 2.236)
     assert boundary_band(labels, 1).sum() == 1 + 4
-    assert boundary_band(labels, 1.5).sum() == 1 + 4 + 4  # + diagonals (sqrt 2)
-    assert boundary_band(labels, 2.2).sum() == 1 + 4 + 4 + 4  # + (2, 0) offsets, not (2, 1) = sqrt 5 = 2.236
-    assert boundary_band(labels, 2.3).sum() == 1 + 4 + 4 + 4 + 8
+    assert boundary_band(labels, 1.39).sum() == 1 + 4
+    assert boundary_band(labels, 1.4).sum() == 1 + 4 + 4  # + diagonals
+    assert boundary_band(labels, 2.19).sum() == 1 + 4 + 4 + 4  # + (2, 0)
+    assert boundary_band(labels, 2.2).sum() == 1 + 4 + 4 + 4 + 8  # + knight's moves
     assert not boundary_band(np.zeros((5, 5), np.int32), 3).any()  # one label: no boundary (borders are none)
 
 
