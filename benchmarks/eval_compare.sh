@@ -9,7 +9,8 @@
 # method to the same comparison is one command, e.g.
 #   METHODS=sml,gff,laplacian,ba,cnn-slight-authors,ifcnn-max-authors,NEW benchmarks/eval_compare.sh
 # Entries of METHODS are method names (`mfif list`), the authors'-weights labels below, or
-# LABEL=METHOD[:KEY=VALUE...] (an `mfif eval --variant`). DATASETS picks sets (default: all).
+# LABEL=METHOD[:KEY=VALUE...] (an `mfif eval --variant`); with no plain method name, sml is added.
+# DATASETS picks sets (default: all); DEVSET, CACHE, OUT, SHARED, METRICS, GRID as below.
 # Needs ../shared and the dev set (with halo/):
 #   python -m mfif.cli synth --devset --source ../shared/data/train/bsds500 -o scratch/devset
 set -euo pipefail
@@ -45,9 +46,8 @@ for d in $DATASETS; do
     *) data+=(--data "$DEVSET/$d") ;;
   esac
 done
-method_flag=()
-if ((${#methods[@]})); then method_flag=(--methods "$(IFS=,; echo "${methods[*]}")"); fi
+((${#methods[@]})) || methods=(sml)  # (without --methods, mfif eval would run every classical method)
 
-nice python -m mfif.cli eval "${data[@]}" "${method_flag[@]}" "${variants[@]}" --metrics "$METRICS" \
+nice python -m mfif.cli eval "${data[@]}" --methods "$(IFS=,; echo "${methods[*]}")" "${variants[@]}" --metrics "$METRICS" \
   --grid "$GRID" -o "$OUT" --cache "$CACHE"
 python benchmarks/eval_compare_summary.py "$OUT/results.csv" --out "$OUT/summary.md"
