@@ -30,9 +30,8 @@ colours near white or saturated bright (value 0.85-1.0):
   over a sharp background, and sharp detail over a blurred one);
 - 1 *detail behind*: occluder near over the detailed background (a blurred occluder spilling
   over sharp bright detail; blurred detail behind a sharp occluder edge);
-- 2 *both*: floating detail, occluder and background on three planes (the pair focuses on the
-  nearest and the farthest; the occluder is between them, never sharp, with a blur radius
-  25-75 % of the largest).
+- 2 *both*: the occluder with floating detail in front of it on the near plane, over the
+  detailed background (every layer is sharp in one of the two frames).
 
 Stacks (``halo_stack_00`` .., 3, 4 or 5 frames, near to far): background, K - 2 occluders and
 the floating detail on K planes, frame k focused on the k-th nearest plane.
@@ -180,19 +179,21 @@ def _scene(photo: np.ndarray, kinds: list[str], rng: np.random.Generator) -> tup
 
 
 def _render(photo: np.ndarray, kinds: list[str], focus_planes: list[int], rng: np.random.Generator,
-            radius_range: tuple[float, float], extra: dict) -> R.MultiFocusSample:
-    """Kinds far -> near on planes spread over the dioptre range; one frame per focus plane
-    (given as indices into ``kinds``), in the given order."""
+            radius_range: tuple[float, float], extra: dict, layer_planes: list[int] | None = None) -> R.MultiFocusSample:
+    """Layers of ``kinds`` (far -> near) on planes spread over the dioptre range (layer i on plane
+    ``layer_planes[i]``, default i; planes far -> near); one frame per focus plane, in the order of
+    ``focus_planes``."""
     colours, coverage = _scene(photo, kinds, rng)
     lo, hi = DIOPTRE_RANGE
-    n = len(kinds)
+    layer_planes = list(range(len(kinds))) if layer_planes is None else list(layer_planes)
+    n = max(layer_planes) + 1
     # planes far -> near, evenly spread with a little jitter (so plane spacing varies between items)
     dioptres = np.linspace(lo, hi, n)
     if n > 2:
         step = (hi - lo) / (n - 1)
         dioptres[1:-1] += rng.uniform(-0.25, 0.25, n - 2) * step
     depths = 1.0 / dioptres
-    scene = LayeredScene(np.stack(colours), _visible(coverage), depths)
+    scene = LayeredScene(np.stack(colours), _visible(coverage), depths[layer_planes])
     max_radius = float(rng.uniform(*radius_range))
     # the largest CoC of the item: a far plane with the focus on the near plane, or vice versa
     lens = sweep_lens(max_radius, (float(dioptres[0]), float(dioptres[-1])))
@@ -200,9 +201,9 @@ def _render(photo: np.ndarray, kinds: list[str], focus_planes: list[int], rng: n
     frames = len(focus_planes)
     nearest = np.argmin(stack.radius, axis=0)
     focus = (np.arange(frames)[:, None, None] == nearest[None]).astype(np.float32)
-    info = {"recipe": "halo", "layers": kinds, "focus_planes": [int(p) for p in focus_planes],
+    info = {"recipe": "halo", "layers": kinds, "layer_planes": layer_planes, "focus_planes": [int(p) for p in focus_planes],
             "dioptres": [float(d) for d in dioptres], "max_radius": max_radius,
-            "layer_radii": [[float(r) for r in np.asarray(lens.coc_radius(depths, float(depths[p])))]
+            "plane_radii": [[float(r) for r in np.asarray(lens.coc_radius(depths, float(depths[p])))]
                             for p in focus_planes],
             "pixel_pitch": lens.pixel_pitch, "f_number": lens.f_number, "focal_length": lens.focal_length,
             "detail_share": float(np.mean(coverage[-1])) if kinds[-1] == "detail" else None, **extra}
@@ -226,11 +227,10 @@ def halo_pair(source: PhotoSource, i: int, seed: int, *, offset: int) -> R.Multi
     kind = HALO_KINDS[i % 3]
     kinds = {"detail in front": ["background", "detail"], "detail behind": ["background", "occluder"],
              "both": ["background", "occluder", "detail"]}[kind]
-    n = len(kinds)
-    order = [n - 1, 0] if rng.random() < 0.5 else [0, n - 1]  # near-focused first or second
-    sample = _render(image, kinds, order, rng, PAIR_RADIUS, {"kind": kind, "photo": source[photo].name,
-                                                              "order": "near, far" if order[0] else "far, near"})
-    return sample
+    order = [1, 0] if rng.random() < 0.5 else [0, 1]  # near-focused first or second
+    return _render(image, kinds, order, rng, PAIR_RADIUS, {"kind": kind, "photo": source[photo].name,
+                                                           "order": "near, far" if order[0] else "far, near"},
+                   layer_planes=[0, 1, 1][:len(kinds)])
 
 
 def halo_stack(source: PhotoSource, j: int, seed: int, *, offset: int) -> R.MultiFocusSample:

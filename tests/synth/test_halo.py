@@ -68,16 +68,16 @@ def test_stack_frames_are_near_to_far(source):
     assert s.info["layers"] == ["background", "occluder", "occluder", "detail"]
     assert s.info["focus_planes"] == [3, 2, 1, 0]  # layers are far -> near, frames near -> far
     for k, plane in enumerate(s.info["focus_planes"]):
-        radii = s.info["layer_radii"][k]
+        radii = s.info["plane_radii"][k]
         assert radii[plane] == 0 and min(r for i, r in enumerate(radii) if i != plane) > 1
-    assert max(max(r) for r in s.info["layer_radii"]) == pytest.approx(s.info["max_radius"], rel=1e-2)
+    assert max(max(r) for r in s.info["plane_radii"]) == pytest.approx(s.info["max_radius"], rel=1e-2)
     np.testing.assert_array_equal(s.focus.sum(0), 1.0)
 
 
 def test_blurred_bright_detail_glows_over_the_sharp_background(source):
     s = halo_pair(source, 0, 3, offset=0)
     assert s.info["kind"] == HALO_KINDS[0] and s.info["max_radius"] >= 8
-    far = int(np.argmax([r[0] == 0 for r in s.info["layer_radii"]]))  # the frame focused on the background
+    far = int(np.argmax([r[0] == 0 for r in s.info["plane_radii"]]))  # the frame focused on the background
     labels = np.argmax(s.focus, axis=0)
     # background pixels (in focus in the far frame) next to the detail: the far frame carries the glow
     ring = (labels == far) & boundary_band(labels, 3)
