@@ -11,6 +11,7 @@
 # Entries of METHODS are method names (`mfif list`), the authors'-weights labels below, or
 # LABEL=METHOD[:KEY=VALUE...] (an `mfif eval --variant`); with no plain method name, sml is added.
 # DATASETS picks sets (default: all); DEVSET, CACHE, OUT, SHARED, METRICS, GRID as below.
+# CACHED_ONLY=1: report only what the cache holds (while slow methods still run elsewhere).
 # Needs ../shared and the dev set (with halo/):
 #   python -m mfif.cli synth --devset --source ../shared/data/train/bsds500 -o scratch/devset
 set -euo pipefail
@@ -49,5 +50,5 @@ done
 ((${#methods[@]})) || methods=(sml)  # (without --methods, mfif eval would run every classical method)
 
 nice python -m mfif.cli eval "${data[@]}" --methods "$(IFS=,; echo "${methods[*]}")" "${variants[@]}" --metrics "$METRICS" \
-  --grid "$GRID" -o "$OUT" --cache "$CACHE"
+  --grid "$GRID" -o "$OUT" --cache "$CACHE" ${CACHED_ONLY:+--cached-only}
 python benchmarks/eval_compare_summary.py "$OUT/results.csv" --out "$OUT/summary.md"

@@ -26,6 +26,8 @@ def add_parser(subparsers) -> None:
                         "'ba-initial=ba:refine=false' or 'ifcnn-max-authors=ifcnn-max:weights=IFCNN-MAX.pth'")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default REPORT_DIR/cache)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="report only the results already in the cache; skip (and count) the runs it lacks")
     p.add_argument("--grid", help="comma-separated item names for the visual grids (default: first 2 per dataset)")
     p.add_argument("--grid-count", type=int, default=2)
     p.set_defaults(func=run_eval)
@@ -75,7 +77,8 @@ def run_eval(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     variants = dict(parse_variant(v) for v in args.variant or [])
     config = EvalConfig(methods=methods, out_dir=out, metrics=_split(args.metrics),
-                        cache_dir=Path(args.cache) if args.cache else None, variants=variants)
+                        cache_dir=Path(args.cache) if args.cache else None, variants=variants,
+                        cached_only=args.cached_only)
     result = evaluate(args.data, config)
     if not result.rows:  # nothing to tabulate: say why, on stderr, without an empty report
         more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
@@ -83,7 +86,8 @@ def run_eval(args: argparse.Namespace) -> int:
     paths = write_report(result, out, cache_dir=config.cache_dir, grid_items=_split(args.grid),
                          grid_count=args.grid_count)
     print(f"{len(result.rows)} results ({result.method_runs} computed, {len(result.rows) - result.method_runs} "
-          f"from cache); report: {paths['markdown']}")
+          f"from cache{f', {result.skipped} not in the cache, skipped' if result.skipped else ''}); "
+          f"report: {paths['markdown']}")
     for problem in result.problems:
         print(f"mfif: warning: {problem}", file=sys.stderr)
     return 0

@@ -45,6 +45,8 @@ class EvalConfig:
             e.g. ``{"ba-initial": ("ba", {"refine": False})}``; reported next to ``methods`` under
             their label (the same method with two option sets, or the authors' weights).
         progress: show a progress bar.
+        cached_only: report only what the cache holds; a run that would compute is skipped (counted
+            in :attr:`EvalResult.skipped`): a partial report while slow methods are still running.
     """
 
     methods: list[str]
@@ -54,6 +56,7 @@ class EvalConfig:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     progress: bool = True
+    cached_only: bool = False
 
 
 @dataclass
@@ -73,6 +76,7 @@ class EvalResult:
     datasets: list[Dataset] = field(default_factory=list)
     method_runs: int = 0  # how many fusions were actually computed (0 on a fully cached re-run)
     metric_runs: int = 0
+    skipped: int = 0  # runs not in the cache with cached_only
 
 
 def _source_signature(item: DatasetItem) -> list:
@@ -193,6 +197,10 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 meta_path = folder / f"{item.name}.json"
                 meta = _load_json(meta_path) or {}
                 cached = meta.get("key") == key and fused_path.exists()
+                if not cached and config.cached_only:
+                    result.skipped += 1
+                    bar.update(1)
+                    continue
                 seconds = meta.get("seconds") if cached else None
                 try:
                     if cached:
