@@ -260,45 +260,4 @@ def readme_section(pairs: int = HALO_PAIRS, stacks: int = HALO_STACKS) -> str:
     return _README.format(pairs=pairs, stacks=stacks)
 
 
-def write_halo(source: PhotoSource, out, *, seed: int, offset: int, pairs: int = HALO_PAIRS,
-               stacks: int = HALO_STACKS, pair_ids=None, stack_ids=None, progress: bool = True) -> list[list]:
-    """Write ``halo/`` under ``out`` (pairs as files, stacks as sub-folders), ``index_halo.csv`` and
-    ``contact_sheet_halo.png``; photos ``perm[offset:]`` (pairs first, then stacks). Returns the
-    index rows (name, kind, recipe, photo, frames, width, height, info)."""
-    import json
-    from pathlib import Path
-
-    from mfif.synth.write import _json_safe, _progress, _write_csv, contact_sheet_frames, save_sheet, write_sample
-
-    folder = Path(out) / "halo"
-    folder.mkdir(exist_ok=True)
-    pair_ids = list(range(pairs)) if pair_ids is None else list(pair_ids)
-    stack_ids = list(range(stacks)) if stack_ids is None else list(stack_ids)
-    jobs = [("halo-pair", i) for i in pair_ids] + [("halo-stack", j) for j in stack_ids]
-    rows, sheet = [], []
-    for kind, i in _progress(jobs, len(jobs), "dev set: halo", progress):
-        if kind == "halo-pair":
-            name = f"halo_{i:02d}"
-            sample = halo_pair(source, i, seed, offset=offset)
-            write_sample(folder, name, sample)
-            if len(sheet) < 6:
-                sheet.append((name, sample))
-        else:
-            name = f"halo_stack_{i:02d}"
-            sample = halo_stack(source, i, seed, offset=offset + pairs)
-            (folder / name).mkdir(exist_ok=True)
-            write_sample(folder / name, name, sample, suffixes=[str(k + 1) for k in range(len(sample.frames))],
-                         gt_name="GT.png")
-        info = _json_safe(sample.info)
-        rows.append([name, kind, "halo", info["photo"], len(sample.frames), sample.gt.shape[2], sample.gt.shape[1],
-                     json.dumps(info, sort_keys=True)])
-    _write_csv(Path(out) / "index_halo.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"],
-               rows)
-    if sheet:
-        save_sheet(Path(out) / "contact_sheet_halo.png",
-                   contact_sheet_frames(sheet, tile=200, title="dev set: halo pairs (detail in front / behind / both)"))
-    return rows
-
-
-__all__ = ["HALO_PAIRS", "HALO_STACKS", "HALO_KINDS", "paint_detail", "halo_pair", "halo_stack", "readme_section",
-           "write_halo"]
+__all__ = ["HALO_PAIRS", "HALO_STACKS", "HALO_KINDS", "paint_detail", "halo_pair", "halo_stack", "readme_section"]

@@ -414,6 +414,47 @@ def write_sweeps(source: PhotoSource, out: Path, *, seed: int, offset: int, swee
     return rows
 
 
+def write_halo(source: PhotoSource, out, *, seed: int, offset: int, pairs: int | None = None,
+               stacks: int | None = None, pair_ids=None, stack_ids=None, progress: bool = True) -> list[list]:
+    """Write the halo set (:mod:`mfif.synth.halo`): ``halo/`` under ``out`` (pairs as files, stacks
+    as sub-folders), ``index_halo.csv`` and ``contact_sheet_halo.png``; photos ``perm[offset:]``
+    (pairs first, then stacks). Returns the index rows (name, kind, recipe, photo, frames, width,
+    height, info)."""
+    from mfif.synth.halo import HALO_PAIRS, HALO_STACKS, halo_pair, halo_stack
+
+    pairs = HALO_PAIRS if pairs is None else pairs
+    stacks = HALO_STACKS if stacks is None else stacks
+
+    folder = Path(out) / "halo"
+    folder.mkdir(exist_ok=True)
+    pair_ids = list(range(pairs)) if pair_ids is None else list(pair_ids)
+    stack_ids = list(range(stacks)) if stack_ids is None else list(stack_ids)
+    jobs = [("halo-pair", i) for i in pair_ids] + [("halo-stack", j) for j in stack_ids]
+    rows, sheet = [], []
+    for kind, i in _progress(jobs, len(jobs), "dev set: halo", progress):
+        if kind == "halo-pair":
+            name = f"halo_{i:02d}"
+            sample = halo_pair(source, i, seed, offset=offset)
+            write_sample(folder, name, sample)
+            if len(sheet) < 6:
+                sheet.append((name, sample))
+        else:
+            name = f"halo_stack_{i:02d}"
+            sample = halo_stack(source, i, seed, offset=offset + pairs)
+            (folder / name).mkdir(exist_ok=True)
+            write_sample(folder / name, name, sample, suffixes=[str(k + 1) for k in range(len(sample.frames))],
+                         gt_name="GT.png")
+        info = _json_safe(sample.info)
+        rows.append([name, kind, "halo", info["photo"], len(sample.frames), sample.gt.shape[2], sample.gt.shape[1],
+                     json.dumps(info, sort_keys=True)])
+    _write_csv(Path(out) / "index_halo.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"],
+               rows)
+    if sheet:
+        save_sheet(Path(out) / "contact_sheet_halo.png",
+                   contact_sheet_frames(sheet, tile=200, title="dev set: halo pairs (detail in front / behind / both)"))
+    return rows
+
+
 def _halo_count() -> int:
     from mfif.synth.halo import HALO_PAIRS, HALO_STACKS
 
@@ -482,7 +523,6 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
     halo_rows = []
     if halo:
         from mfif.synth.halo import readme_section as halo_readme
-        from mfif.synth.halo import write_halo
 
         halo_rows = write_halo(source, out, seed=seed, offset=pairs + stacks + sweeps + stacks8, pair_ids=halo_ids,
                                stack_ids=halo_stack_ids, progress=progress)
@@ -509,5 +549,5 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
 __all__ = [
     "DEVSET_SEED", "DEVSET_PAIRS", "DEVSET_STACKS", "prepare_output", "write_sample", "write_patch",
     "contact_sheet_frames", "contact_sheet_patches", "save_sheet", "make_dataset", "generate", "devset_pair",
-    "devset_stack", "make_devset",
+    "devset_stack", "make_devset", "write_halo",
 ]

@@ -8,8 +8,9 @@ import pytest
 
 from mfif.metrics.boundary import boundary_band
 from mfif.synth.blur import defocus_support
-from mfif.synth.halo import HALO_KINDS, halo_pair, halo_stack, paint_detail, write_halo
+from mfif.synth.halo import HALO_KINDS, halo_pair, halo_stack, paint_detail
 from mfif.synth.sources import PhotoSource
+from mfif.synth.write import write_halo
 
 
 @pytest.fixture
