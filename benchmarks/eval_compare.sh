@@ -52,3 +52,12 @@ done
 nice python -m mfif.cli eval "${data[@]}" --methods "$(IFS=,; echo "${methods[*]}")" "${variants[@]}" --metrics "$METRICS" \
   --grid "$GRID" -o "$OUT" --cache "$CACHE" ${CACHED_ONLY:+--cached-only}
 python benchmarks/eval_compare_summary.py "$OUT/results.csv" --out "$OUT/summary.md"
+# the grids as JPEG (a fifth of the PNG size) to keep the repository small
+python - "$OUT" <<'PY'
+import sys
+from pathlib import Path
+import cv2
+for png in Path(sys.argv[1]).glob("grid_*.png"):
+    cv2.imwrite(str(png.with_suffix(".jpg")), cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    png.unlink()
+PY

@@ -7,7 +7,8 @@ with per-item wins among the methods.
 
 Cells: ``mean (wins)``; the header gives the number of common items n per set (a set with fewer
 items than the report's table for some method is marked ``n*``). Bold: the best mean. Wins: items
-where the method is best (ties count for each tied method).
+where the method is best (ties count for each tied method). A method with results on less than
+half of a set is left out of that column (shown as ``(k items)``).
 """
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ def summary(rows) -> str:
         header, cells = [], defaultdict(list)
         for ds in datasets:
             vals = values.get((ds, metric), {})
-            present = [m for m in methods if any(mm == m for _, mm in vals)]
             if not vals:
                 continue
+            counts = {m: sum(1 for (_, mm) in vals if mm == m) for m in methods}
+            # a method run on less than half of the set is left out of it (not to shrink the others' n)
+            present = [m for m in methods if counts[m] and 2 * counts[m] >= max(counts.values())]
             common = sorted(it for it in items_of[ds] if all((it, m) in vals for m in present))
             partial = any(sum(1 for (i, mm) in vals if mm == m) != len(common) for m in present)
             header.append(f"{ds} (n={len(common)}{'*' if partial else ''})")
@@ -59,7 +62,7 @@ def summary(rows) -> str:
             best_mean = (max if higher else min)(means.values()) if means else None
             for m in methods:
                 if m not in means:
-                    cells[m].append("–")
+                    cells[m].append(f"({counts[m]} items)" if counts[m] else "–")
                     continue
                 text = f"{means[m]:.{digits}f} ({wins[m]})"
                 cells[m].append(f"**{text}**" if round(means[m], digits) == round(best_mean, digits) else text)
@@ -72,7 +75,8 @@ def summary(rows) -> str:
         parts.append("")
     parts.append("Cells: mean over the items every method of the set has (n), per-item wins in brackets (ties "
                  "count for each); bold: best mean. `n*`: some method has more items in the report than the "
-                 "common set (it was run on more of the set); compare within this table only.")
+                 "common set (it was run on more of the set); compare within this table only. `(k items)`: a "
+                 "method run on less than half of the set so far, left out of that column.")
     return "\n".join(parts) + "\n"
 
 
