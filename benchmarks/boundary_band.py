@@ -1,4 +1,9 @@
-"""PSNR against the ground truth near the true focus boundary, for every method of an eval run.
+"""RGB PSNR and decision accuracy near the true focus boundary, from the fused images of an eval run.
+
+The grey ``PSNR_band`` / ``SSIM_band`` metrics of ``mfif eval --metrics`` (:mod:`mfif.metrics.boundary`)
+replace this script for new tables (benchmarks/eval_compare.sh); it stays to reproduce
+benchmarks/results/boundary_band.md (RGB PSNR and the decision accuracy ``acc_band``, which the
+metrics do not give) and uses the metric's band (:func:`mfif.metrics.boundary.boundary_band`).
 
 Boundary-aware fusion (Ma et al. 2019) claims its gain at the focused/defocused boundary, where a
 whole-image PSNR hides it. This reads the fused images that ``mfif eval`` cached for the synthetic
@@ -21,22 +26,13 @@ import math
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mfif.io import read_image  # noqa: E402
-
-
-def band_mask(focus: np.ndarray, width: float) -> np.ndarray:
-    """(H, W) focus map in [0, 1] -> bool mask of pixels within ``width`` px of the 0.5 contour."""
-    inside = (focus >= 0.5).astype(np.uint8)
-    d_in = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
-    # distance to the nearest pixel of the other class; one of the two is 0 at every pixel
-    return np.maximum(d_in, d_out) <= width
+from mfif.metrics.boundary import boundary_band, focus_labels  # noqa: E402
 
 
 def psnr(x: np.ndarray, ref: np.ndarray) -> float:
@@ -53,7 +49,7 @@ def score_item(devset_pairs: Path, cache: Path, item: str, label: str, width: fl
     a = read_image(devset_pairs / f"{item}_A.png")
     b = read_image(devset_pairs / f"{item}_B.png")
     focus = read_image(devset_pairs / "focus" / f"{item}_A.png")[0]
-    band = band_mask(focus, width)
+    band = boundary_band(focus_labels([focus]), width)
     if not band.any():
         return None
     # decision proxy: is the fused pixel nearer the source that is in focus there?

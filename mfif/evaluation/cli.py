@@ -18,12 +18,16 @@ def add_parser(subparsers) -> None:
                                           "or one sub-folder per stack). Results are cached in REPORT_DIR/cache.")
     p.add_argument("--data", action="append", required=True, metavar="DIR", help="dataset folder (repeatable)")
     p.add_argument("--methods", help="comma-separated methods (default: every classical method)")
-    p.add_argument("--metrics", help="comma-separated metric keys (default: a standard set, + PSNR/SSIM with GT)")
+    p.add_argument("--metrics", help="comma-separated metric keys (default: a standard set, + PSNR/SSIM with GT); "
+                                     "PSNR_band[K], SSIM_band[K]: vs GT within K px (default 8) of the true focus "
+                                     "boundary, from the focus maps in focus/ beside the sources")
     p.add_argument("--variant", action="append", metavar="LABEL=METHOD[:KEY=VALUE...]",
                    help="also run METHOD with these options, reported as LABEL (repeatable), e.g. "
                         "'ba-initial=ba:refine=false' or 'ifcnn-max-authors=ifcnn-max:weights=IFCNN-MAX.pth'")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default REPORT_DIR/cache)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="report only the results already in the cache; skip (and count) the runs it lacks")
     p.add_argument("--grid", help="comma-separated item names for the visual grids (default: first 2 per dataset)")
     p.add_argument("--grid-count", type=int, default=2)
     p.add_argument("--no-align", action="store_true",
@@ -76,7 +80,7 @@ def run_eval(args: argparse.Namespace) -> int:
     variants = dict(parse_variant(v) for v in args.variant or [])
     config = EvalConfig(methods=methods, out_dir=out, metrics=_split(args.metrics),
                         cache_dir=Path(args.cache) if args.cache else None, variants=variants,
-                        align=not args.no_align)
+                        align=not args.no_align, cached_only=args.cached_only)
     result = evaluate(args.data, config)
     if not result.rows:  # nothing to tabulate: say why, on stderr, without an empty report
         more = f" (and {len(result.problems) - 1} more problem(s))" if len(result.problems) > 1 else ""
@@ -84,7 +88,8 @@ def run_eval(args: argparse.Namespace) -> int:
     paths = write_report(result, out, cache_dir=config.cache_dir, grid_items=_split(args.grid),
                          grid_count=args.grid_count)
     print(f"{len(result.rows)} results ({result.method_runs} computed, {len(result.rows) - result.method_runs} "
-          f"from cache); report: {paths['markdown']}")
+          f"from cache{f', {result.skipped} not in the cache, skipped' if result.skipped else ''}); "
+          f"report: {paths['markdown']}")
     for problem in result.problems:
         print(f"mfif: warning: {problem}", file=sys.stderr)
     return 0

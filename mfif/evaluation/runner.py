@@ -47,6 +47,8 @@ class EvalConfig:
         progress: show a progress bar.
         align: align stacks of more than two frames before fusing (as ``mfif fuse``); False:
             fuse the frames as stored.
+        cached_only: report only what the cache holds; a run that would compute is skipped (counted
+            in :attr:`EvalResult.skipped`): a partial report while slow methods are still running.
     """
 
     methods: list[str]
@@ -57,6 +59,7 @@ class EvalConfig:
     variants: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     progress: bool = True
     align: bool = True  # stacks of > 2 frames aligned first, as mfif fuse does (mfif.evaluation.stack_items)
+    cached_only: bool = False
 
 
 @dataclass
@@ -76,6 +79,7 @@ class EvalResult:
     datasets: list[Dataset] = field(default_factory=list)
     method_runs: int = 0  # how many fusions were actually computed (0 on a fully cached re-run)
     metric_runs: int = 0
+    skipped: int = 0  # runs not in the cache with cached_only
 
 
 def _source_signature(item: DatasetItem) -> list:
@@ -96,16 +100,19 @@ def _cache_key(item: DatasetItem, method: str, options: dict, weights: tuple[str
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _metrics_for(item: DatasetItem, requested: list[str] | None) -> list[str]:
+def _metrics_for(item: DatasetItem, requested: list[str] | None, has_focus_maps: bool = False) -> list[str]:
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import band_metric
 
     names = list(requested) if requested else [*DEFAULT_METRICS, *(GT_METRICS if item.ground_truth else ())]
     out = []
     for name in names:
-        metric = METRICS.get(name)
+        metric = METRICS.get(name) or band_metric(name)
         if metric is None:
-            raise InputError(f"unknown metric '{name}'; available: {', '.join(METRICS)}")
+            raise InputError(f"unknown metric '{name}'; available: {', '.join(METRICS)}, PSNR_band[K], SSIM_band[K]")
         if metric.needs_ground_truth and item.ground_truth is None:
+            continue
+        if metric.name not in METRICS and not has_focus_maps:  # band metrics need the focus maps
             continue
         if metric.n_sources == 2 and len(item.sources) != 2:
             continue
@@ -113,14 +120,17 @@ def _metrics_for(item: DatasetItem, requested: list[str] | None) -> list[str]:
     return out
 
 
-def _score(names: list[str], sources: np.ndarray, fused: np.ndarray, gt: np.ndarray | None) -> dict[str, float]:
+def _score(names: list[str], sources: np.ndarray, fused: np.ndarray, gt: np.ndarray | None,
+           focus_maps: np.ndarray | None = None) -> dict[str, float]:
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import band_metric
 
     values = {}
     for name in names:
-        metric = METRICS[name]
+        metric = METRICS.get(name) or band_metric(name)
+        extra = {} if name in METRICS else {"focus_maps": focus_maps}
         try:
-            value = metric.function(list(sources), fused, ground_truth=gt)
+            value = metric.function(list(sources), fused, ground_truth=gt, **extra)
         except MfifError:
             value = float("nan")
         values[name] = float(value) if value is not None else float("nan")
@@ -143,6 +153,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
     from mfif.methods import METHODS, get_method
 
     from mfif.metrics import METRICS
+    from mfif.metrics.boundary import is_band_metric
 
     # (label, spec, options); unknown method or metric: error before any work
     runs = [(m, get_method(m), dict(config.method_options.get(m, {}))) for m in config.methods]
@@ -152,7 +163,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
         runs.append((label, get_method(method), dict(options)))
     for label, spec, options in runs:
         spec.make_options(**options)  # an unknown option is an error now, not once per item
-    unknown = [m for m in (config.metrics or []) if m not in METRICS]
+    unknown = [m for m in (config.metrics or []) if m not in METRICS and not is_band_metric(m)]
     if unknown:
         raise InputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(METRICS)}")
     cache_root = Path(config.cache_dir or Path(config.out_dir) / "cache")
@@ -171,11 +182,18 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 gt = read_image(item.ground_truth) if item.ground_truth else None
                 if gt is not None and gt.shape[-2:] != stack.images.shape[-2:]:
                     raise InputError(f"{item.ground_truth}: ground truth size differs from the sources")
-                names = _metrics_for(item, config.metrics)
+                focus = None
+                if any(is_band_metric(m) for m in config.metrics or ()):
+                    from mfif.evaluation.focus_maps import read_focus_maps
+
+                    focus = read_focus_maps(item)
+                names = _metrics_for(item, config.metrics, focus is not None)
                 aligned = config.align and needs_alignment(len(stack))  # as mfif fuse: sources, GT cropped alike
                 if aligned:
-                    images, gt, _ = align_item(stack.images, gt)
+                    images, gt, (x, y, w, h) = align_item(stack.images, gt)
                     stack.images = images
+                    if focus is not None:  # the focus maps are in the GT's geometry: cropped alike
+                        focus = np.ascontiguousarray(focus[:, y:y + h, x:x + w])
             except InputError as exc:
                 result.problems.append(f"{ds.name}/{item.name}: {exc}")
                 bar.update(len(runs))
@@ -192,6 +210,10 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 meta_path = folder / f"{item.name}.json"
                 meta = _load_json(meta_path) or {}
                 cached = meta.get("key") == key and fused_path.exists()
+                if not cached and config.cached_only:
+                    result.skipped += 1
+                    bar.update(1)
+                    continue
                 seconds = meta.get("seconds") if cached else None
                 try:
                     if cached:
@@ -214,7 +236,7 @@ def evaluate(data_dirs: list[str | Path], config: EvalConfig) -> EvalResult:
                 values = {k: v for k, v in meta.get("metrics", {}).items() if k in names}
                 missing = [n for n in names if n not in values]
                 if missing:
-                    values.update(_score(missing, stack.images, fused, gt))
+                    values.update(_score(missing, stack.images, fused, gt, focus))
                     result.metric_runs += len(missing)
                     meta["metrics"] = {**meta.get("metrics", {}), **values}
                     write_bytes_atomic(meta_path, json.dumps(meta, indent=1, allow_nan=True).encode())

@@ -17,6 +17,8 @@ Dev evaluation set (``mfif synth --devset``; :func:`make_devset`), generated fro
     OUT/stacks/stack_00/stack_00_1.png, _2.png, _3.png, GT.png   20 three-frame stacks (near -> far)
     OUT/stacks/stack_00/focus/stack_00_1.png, ...
     OUT/index.csv, OUT/manifest.json, OUT/README.md, OUT/contact_sheet_pairs.png, contact_sheet_stacks.png
+    OUT/sweeps/, OUT/stacks8/                                    focal sweeps, 8-frame stacks (mfif.synth.sweep)
+    OUT/halo/halo_00_A.png, ..., OUT/halo/halo_stack_00/         the halo set (mfif.synth.halo)
 
 Composition (seed :data:`DEVSET_SEED`): each photo is used once (a seeded permutation of the 200
 test photos: the first 100 for pairs, the next 20 for stacks); whole photos, no crop, flip or
@@ -412,18 +414,67 @@ def write_sweeps(source: PhotoSource, out: Path, *, seed: int, offset: int, swee
     return rows
 
 
+def write_halo(source: PhotoSource, out, *, seed: int, offset: int, pairs: int | None = None,
+               stacks: int | None = None, pair_ids=None, stack_ids=None, progress: bool = True) -> list[list]:
+    """Write the halo set (:mod:`mfif.synth.halo`): ``halo/`` under ``out`` (pairs as files, stacks
+    as sub-folders), ``index_halo.csv`` and ``contact_sheet_halo.png``; photos ``perm[offset:]``
+    (pairs first, then stacks). Returns the index rows (name, kind, recipe, photo, frames, width,
+    height, info)."""
+    from mfif.synth.halo import HALO_PAIRS, HALO_STACKS, halo_pair, halo_stack
+
+    pairs = HALO_PAIRS if pairs is None else pairs
+    stacks = HALO_STACKS if stacks is None else stacks
+
+    folder = Path(out) / "halo"
+    folder.mkdir(exist_ok=True)
+    pair_ids = list(range(pairs)) if pair_ids is None else list(pair_ids)
+    stack_ids = list(range(stacks)) if stack_ids is None else list(stack_ids)
+    jobs = [("halo-pair", i) for i in pair_ids] + [("halo-stack", j) for j in stack_ids]
+    rows, sheet = [], []
+    for kind, i in _progress(jobs, len(jobs), "dev set: halo", progress):
+        if kind == "halo-pair":
+            name = f"halo_{i:02d}"
+            sample = halo_pair(source, i, seed, offset=offset)
+            write_sample(folder, name, sample)
+            if len(sheet) < 6:
+                sheet.append((name, sample))
+        else:
+            name = f"halo_stack_{i:02d}"
+            sample = halo_stack(source, i, seed, offset=offset + pairs)
+            (folder / name).mkdir(exist_ok=True)
+            write_sample(folder / name, name, sample, suffixes=[str(k + 1) for k in range(len(sample.frames))],
+                         gt_name="GT.png")
+        info = _json_safe(sample.info)
+        rows.append([name, kind, "halo", info["photo"], len(sample.frames), sample.gt.shape[2], sample.gt.shape[1],
+                     json.dumps(info, sort_keys=True)])
+    _write_csv(Path(out) / "index_halo.csv", ["name", "kind", "recipe", "photo", "frames", "width", "height", "info"],
+               rows)
+    if sheet:
+        save_sheet(Path(out) / "contact_sheet_halo.png",
+                   contact_sheet_frames(sheet, tile=200, title="dev set: halo pairs (detail in front / behind / both)"))
+    return rows
+
+
+def _halo_count() -> int:
+    from mfif.synth.halo import HALO_PAIRS, HALO_STACKS
+
+    return HALO_PAIRS + HALO_STACKS
+
+
 def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike, *, seed: int = DEVSET_SEED,
                 pairs: int = DEVSET_PAIRS, stacks: int = DEVSET_STACKS, pair_ids: Iterable[int] | None = None,
                 stack_ids: Iterable[int] | None = None, force: bool = False, progress: bool = True,
                 command: str = "mfif synth --devset --source <shared>/data/train/bsds500 -o <out>",
                 sweeps: int = 20, stacks8: int = 10, sweep_ids: Iterable[int] | None = None,
-                stack8_ids: Iterable[int] | None = None) -> dict:
+                stack8_ids: Iterable[int] | None = None, halo: bool = True, halo_ids: Iterable[int] | None = None,
+                halo_stack_ids: Iterable[int] | None = None) -> dict:
     """Write the dev evaluation set (layout and composition: module docstring).
 
     ``source``: the BSDS500 folder (its ``test`` split is used) or a PhotoSource.
     ``pair_ids`` / ``stack_ids``: write only these items (for reproducibility checks).
     ``sweeps`` / ``stacks8``: focal sweeps and 8-frame stacks (:mod:`mfif.synth.sweep`);
     ``sweep_ids`` / ``stack8_ids``: write only these.
+    ``halo``: also write the halo set (:mod:`mfif.synth.halo`); ``halo_ids`` / ``halo_stack_ids``: only these.
     """
     if not isinstance(source, PhotoSource):
         src_path = Path(source)
@@ -434,8 +485,9 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
                 raise InputError(f"{src_path}: the dev set is made from the BSDS500 test split; "
                                  f"point --source at the bsds500 folder (with images/test)") from None
             raise
-    if len(source) < pairs + stacks + sweeps + stacks8:
-        raise InputError(f"{source.root}: the dev set needs {pairs + stacks + sweeps + stacks8} distinct photos, "
+    needed = pairs + stacks + sweeps + stacks8 + (_halo_count() if halo else 0)
+    if len(source) < needed:
+        raise InputError(f"{source.root}: the dev set needs {needed} distinct photos, "
                          f"found {len(source)}")
     out = prepare_output(out, force=force)
     pair_ids = list(range(pairs)) if pair_ids is None else list(pair_ids)
@@ -468,13 +520,23 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
     sweep_rows = write_sweeps(source, out, seed=seed, offset=pairs + stacks, sweeps=sweeps, stacks8=stacks8,
                               layered_recipe=_devset_recipe("layered"), progress=progress, sweep_ids=sweep_ids,
                               stack8_ids=stack8_ids)
+    halo_rows = []
+    if halo:
+        from mfif.synth.halo import readme_section as halo_readme
+
+        halo_rows = write_halo(source, out, seed=seed, offset=pairs + stacks + sweeps + stacks8, pair_ids=halo_ids,
+                               stack_ids=halo_stack_ids, progress=progress)
     manifest = {"seed": seed, "pairs": len(pair_ids), "stacks": len(stack_ids), "source": "BSDS500 test split",
                 "sweeps": sum(r[1] == "sweep" for r in sweep_rows), "stacks8": sum(r[1] == "stack8" for r in sweep_rows),
                 "photos": len(source), "command": command,
+                **({"halo_pairs": sum(r[1] == "halo-pair" for r in halo_rows),
+                    "halo_stacks": sum(r[1] == "halo-stack" for r in halo_rows)} if halo else {}),
                 "pair_recipes": {k: recipe_settings(_devset_recipe(k)) for k in ("layered", "ifcnn", "hourglass")}}
     _write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     readme = _DEVSET_README.format(command=command, seed=seed, photos=len(source), pairs=len(pair_ids),
                                    stacks=len(stack_ids)) + readme_section(sweeps, stacks8)
+    if halo:
+        readme += halo_readme()
     _write_text(out / "README.md", readme)
     if sheet_pairs:
         save_sheet(out / "contact_sheet_pairs.png", contact_sheet_frames(sheet_pairs, tile=160, title="dev set: pairs"))
@@ -487,5 +549,5 @@ def make_devset(source: str | os.PathLike | PhotoSource, out: str | os.PathLike,
 __all__ = [
     "DEVSET_SEED", "DEVSET_PAIRS", "DEVSET_STACKS", "prepare_output", "write_sample", "write_patch",
     "contact_sheet_frames", "contact_sheet_patches", "save_sheet", "make_dataset", "generate", "devset_pair",
-    "devset_stack", "make_devset",
+    "devset_stack", "make_devset", "write_halo",
 ]

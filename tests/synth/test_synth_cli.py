@@ -105,7 +105,8 @@ def test_bad_input(tmp_path, bsds_like, plain_folder, capsys):
 @pytest.mark.shared
 def test_devset_items_are_reproducible(shared_dir, tmp_path):
     bsds = shared_dir / "data" / "train" / "bsds500"
-    kw = dict(pair_ids=[0, 3], stack_ids=[1], sweep_ids=[1], stack8_ids=[0], progress=False)
+    kw = dict(pair_ids=[0, 3], stack_ids=[1], sweep_ids=[1], stack8_ids=[0], halo_ids=[2], halo_stack_ids=[1],
+              progress=False)
     make_devset(bsds, tmp_path / "a", **kw)
     make_devset(bsds, tmp_path / "b", **kw)
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
@@ -115,7 +116,8 @@ def test_devset_items_are_reproducible(shared_dir, tmp_path):
                  "stacks/stack_01/GT.png", "stacks/stack_01/focus/stack_01_2.png", "index.csv", "README.md",
                  "sweeps/sweep_01/sweep_01_01.png", "sweeps/sweep_01/sweep_01_06.png", "sweeps/sweep_01/GT.png",
                  "sweeps/sweep_01/focus/sweep_01_03.png", "stacks8/stack8_00/stack8_00_8.png", "stacks8/stack8_00/GT.png",
-                 "index_sweeps.csv"):
+                 "index_sweeps.csv", "halo/halo_02_A.png", "halo/halo_02_GT.png", "halo/focus/halo_02_B.png",
+                 "halo/halo_stack_01/halo_stack_01_4.png", "halo/halo_stack_01/GT.png", "index_halo.csv"):
         assert name in a, name
     rows = (tmp_path / "a" / "index.csv").read_text().splitlines()
     assert rows[1].startswith("pair_000,pair,layered,bsds500/") and rows[2].startswith("pair_003,pair,ifcnn,")
