@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
-from mfif.datasets import discover
+from mfif.dataset_folders import discover
 from mfif.io import read_stack, read_image
 from mfif.evaluation.stack_items import align_item
 from mfif.metrics import METRICS

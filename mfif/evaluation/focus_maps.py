@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfif.datasets import DatasetItem
+from mfif.dataset_folders import DatasetItem
 from mfif.errors import InputError
 from mfif.io import read_image
 
