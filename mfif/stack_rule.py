@@ -172,7 +172,7 @@ class PyramidBlend:
 
     def add(self, frame: np.ndarray, weight: np.ndarray) -> None:
         image = np.ascontiguousarray(np.moveaxis(np.asarray(frame, np.float32), 0, -1))
-        w = np.asarray(weight, np.float32)
+        w = np.array(weight, np.float32)  # a copy: the first frame's pyramid becomes the accumulator
         if self.shape is None:
             self.shape = image.shape
         gaussian = [image]

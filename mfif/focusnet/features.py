@@ -1,0 +1,95 @@
+"""The fixed (not learned) inputs of ``focusnet``: multi-scale focus measures and cross-frame
+features, in numpy/OpenCV (shared by inference and training).
+
+Per frame i of a stack (N, C, H, W) in [0, 1], on its luminance g_i:
+
+- ``base`` (N, H, W), full resolution: b_i = log(mean of ML(g_i) over a 9x9 window + EPS),
+  ML = the modified Laplacian of step 1 (Nayar & Nakagawa 1994). exp(8 b_i) normalised over
+  frames is the sharpness^8 weight of the N-frame rule of :mod:`mfif.stack_rule` for ``sml``:
+  the network starts from that rule and learns a correction.
+- ``inputs`` (N, 7, H/4, W/4) (sizes rounded up), the network's input at a quarter of the
+  resolution (mean over 4x4 cells, the image edge-extended to a multiple of 4):
+  three log focus measures (ML step 1 over 3x3 and 9x9 windows, ML step 2 over 13x13), the same
+  three minus the largest of the other frames (the cross-frame contrast: order independent), and
+  the frame's grey level minus the mean over frames (defocus spill: a blurred bright object
+  brightens its surroundings in the frames where it is out of focus). Fixed affine scalings bring
+  each to about unit range.
+
+Reach (receptive field) of ``base``: 5 px; of the cell features: 8 px plus the 4x4 cell.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+EPS = 1e-4
+CELL = 4  # the network runs on 4x4 cells
+N_INPUTS = 7
+FEATURE_REACH = 8  # px: ML step 2 (2) + 13x13 window (6)
+_OFFSET, _SCALE = 5.0, 3.0  # log measures: (log m + 5) / 3 is about in [-1.5, 1.7]
+_GREY_SCALE = 4.0
+
+
+def modified_laplacian(grey: np.ndarray, step: int) -> np.ndarray:
+    """|2I - I(x-s) - I(x+s)| + |2I - I(y-s) - I(y+s)|, replicated borders. (H, W) -> (H, W) float32."""
+    p = cv2.copyMakeBorder(np.asarray(grey, np.float32), step, step, step, step, cv2.BORDER_REPLICATE)
+    c = p[step:-step, step:-step]
+    return (np.abs(2 * c - p[step:-step, :-2 * step] - p[step:-step, 2 * step:])
+            + np.abs(2 * c - p[:-2 * step, step:-step] - p[2 * step:, step:-step]))
+
+
+def _log_mean(ml: np.ndarray, radius: int) -> np.ndarray:
+    k = 2 * radius + 1
+    return np.log(cv2.boxFilter(ml, -1, (k, k), borderType=cv2.BORDER_REFLECT) + EPS)
+
+
+def frame_measures(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's grey (H, W) -> (base (H, W), log measures (3, H, W)) at full resolution."""
+    ml1 = modified_laplacian(grey, 1)
+    base = _log_mean(ml1, 4)
+    return base, np.stack([_log_mean(ml1, 1), base, _log_mean(modified_laplacian(grey, 2), 6)])
+
+
+def cell_shape(h: int, w: int) -> tuple[int, int]:
+    return -(-h // CELL), -(-w // CELL)
+
+
+def cell_mean(image: np.ndarray) -> np.ndarray:
+    """Mean over 4x4 cells of (..., H, W) -> (..., ceil(H/4), ceil(W/4)), the image extended by
+    replicating its last row/column to a multiple of 4 (= torch ``avg_pool2d`` after a replicate pad)."""
+    h, w = image.shape[-2:]
+    hq, wq = cell_shape(h, w)
+    pad = [(0, 0)] * (image.ndim - 2) + [(0, hq * CELL - h), (0, wq * CELL - w)]
+    x = np.pad(image, pad, mode="edge") if (hq * CELL != h or wq * CELL != w) else image
+    x = x.reshape(image.shape[:-2] + (hq, CELL, wq, CELL))
+    return x.mean(axis=(-3, -1), dtype=np.float32)
+
+
+def max_of_others(x: np.ndarray) -> np.ndarray:
+    """For (N, ...) the per-element maximum over the other N - 1 entries (N = 1: the entry itself)."""
+    n = x.shape[0]
+    if n == 1:
+        return x.copy()
+    order = np.argsort(-x, axis=0, kind="stable")
+    top = np.take_along_axis(x, order[:1], axis=0)
+    second = np.take_along_axis(x, order[1:2], axis=0)
+    is_top = order[:1] == np.arange(n).reshape((n,) + (1,) * (x.ndim - 1))
+    return np.where(is_top, second, top).astype(x.dtype)
+
+
+def stack_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grey stack (N, H, W) -> (base (N, H, W) float32, inputs (N, 7, H/4, W/4) float32)."""
+    grey = np.asarray(grey, np.float32)
+    n = grey.shape[0]
+    bases, cells, grey_cells = [], [], []
+    for i in range(n):
+        base, logs = frame_measures(grey[i])
+        bases.append(base)
+        cells.append((cell_mean(logs) + _OFFSET) / _SCALE)
+        grey_cells.append(cell_mean(grey[i]))
+    cells = np.stack(cells)  # (N, 3, hq, wq)
+    grey_cells = np.stack(grey_cells)
+    contrast = cells - max_of_others(cells)
+    spill = (grey_cells - grey_cells.mean(axis=0, keepdims=True)) * _GREY_SCALE
+    inputs = np.concatenate([cells, contrast, spill[:, None]], axis=1).astype(np.float32)
+    return np.stack(bases).astype(np.float32), inputs
