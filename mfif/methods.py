@@ -138,7 +138,8 @@ _SPECS = (
                order_independent=True),
     MethodSpec("focusnet", "ours: multi-scale focus measures, small learned weight refinement (N-frame, no torch), pyramid blend",
                "mfif.focusnet.pipeline", "focusnet_fusion", "FocusNetOptions", kind="learned",
-               weights=("focusnet.safetensors",), tile_plan="focusnet_tile_plan", order_independent=True),
+               weights=("focusnet.safetensors",), stream="focusnet_stream", stream_tile=True, tile_plan="focusnet_tile_plan",
+               order_independent=True),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

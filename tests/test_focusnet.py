@@ -12,7 +12,7 @@ import pytest
 from helpers import complementary_pair, psnr, textured_image
 from mfif.errors import WeightsError
 from mfif.focusnet import features as F
-from mfif.focusnet.network import FocusNetWeights, frame_logits, read_weights_numpy
+from mfif.focusnet.network import read_weights_numpy
 from mfif.focusnet.pipeline import FocusNetOptions, focusnet_fusion
 from mfif.models.weights import WEIGHTS_DIR
 
@@ -43,23 +43,44 @@ def test_base_measure_is_log_of_the_9x9_mean_modified_laplacian():
     assert base[y, x] == pytest.approx(np.log(ml[y - 4:y + 5, x - 4:x + 5].mean() + F.EPS), rel=1e-5)
 
 
-def test_numpy_network_and_blend_equal_torch():
+def test_numpy_inference_equals_the_torch_model(tmp_path):
+    """The whole numpy path (features, network, softmax, pyramid blend; the running form that
+    ``mfif fuse`` uses) against the torch model of training, with a non-zero head."""
     torch = pytest.importorskip("torch")
     from mfif.decision import luminance
+    from mfif.focusnet.network import FORMAT
+    from mfif.focusnet.pipeline import focusnet_stream
     from mfif.focusnet.torch_net import FocusNet, pyramid_blend
-    from mfif.stack_rule import PyramidBlend
+    from mfif.models.weights import write_weights
 
     torch.manual_seed(1)
     net = FocusNet()
     with torch.no_grad():
         net.head.weight.normal_(0.0, 0.3)
         net.head.bias.fill_(0.2)
-    stack = np.random.default_rng(0).random((3, 3, 37, 50)).astype(np.float32)
+    path = write_weights(tmp_path / "w.safetensors", net.export_tensors(), format=FORMAT, arch={})
+    stack = np.random.default_rng(0).random((3, 3, 48, 64)).astype(np.float32)  # even at every level (training crops are)
+    stack[1] = stack[0]  # a tie in every feature: the exchange must treat it the same way
+    options = FocusNetOptions(weights=str(path), levels=3)
+    res = focusnet_fusion(stack, options)
     base, inputs = F.stack_features(luminance(stack))
-    weights = FocusNetWeights({k: v.numpy() for k, v in net.export_tensors().items()}, {})
     with torch.no_grad():
-        expected = net(torch.from_numpy(inputs), torch.from_numpy(base)).numpy()
-    np.testing.assert_allclose(frame_logits(base, inputs, weights), expected, atol=1e-4)
+        logits = net(torch.from_numpy(inputs), torch.from_numpy(base))
+        weights = torch.softmax(logits, dim=0)
+    np.testing.assert_allclose(res.weights, weights.numpy(), atol=1e-5)
+    assert np.abs(res.weights - 1 / 3).max() > 0.1  # the head does change the weights
+    with torch.no_grad():
+        expected = pyramid_blend(torch.from_numpy(stack), weights, 3).clamp(0, 1).numpy()
+    np.testing.assert_allclose(res.fused, expected, atol=1e-5)
+    frames = [stack[i] for i in range(3)]  # the running form on a plain sequence
+    np.testing.assert_allclose(focusnet_stream(frames, options).fused, res.fused, atol=1e-6)
+
+
+def test_pyramid_blend_in_torch_equals_opencv():
+    torch = pytest.importorskip("torch")
+    from mfif.focusnet.torch_net import pyramid_blend
+    from mfif.stack_rule import PyramidBlend
+
     frames = np.random.default_rng(1).random((3, 3, 32, 32)).astype(np.float32)
     w = np.random.default_rng(2).random((3, 32, 32)).astype(np.float32)
     blend = PyramidBlend(3)

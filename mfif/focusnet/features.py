@@ -77,19 +77,22 @@ def max_of_others(x: np.ndarray) -> np.ndarray:
     return np.where(is_top, second, top).astype(x.dtype)
 
 
+def frame_cells(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's grey (H, W) -> (scaled log measures on cells (3, h, w), grey on cells (h, w))."""
+    _, logs = frame_measures(grey)
+    return (cell_mean(logs) + _OFFSET) / _SCALE, cell_mean(np.asarray(grey, np.float32))
+
+
+def cross_frame_inputs(cells: np.ndarray, grey_cells: np.ndarray) -> np.ndarray:
+    """Every frame's (3, h, w) cells (N, 3, h, w) and grey cells (N, h, w) -> inputs (N, 7, h, w)."""
+    contrast = cells - max_of_others(cells)
+    spill = (grey_cells - grey_cells.mean(axis=0, keepdims=True)) * _GREY_SCALE
+    return np.concatenate([cells, contrast, spill[:, None]], axis=1).astype(np.float32)
+
+
 def stack_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Grey stack (N, H, W) -> (base (N, H, W) float32, inputs (N, 7, H/4, W/4) float32)."""
     grey = np.asarray(grey, np.float32)
-    n = grey.shape[0]
-    bases, cells, grey_cells = [], [], []
-    for i in range(n):
-        base, logs = frame_measures(grey[i])
-        bases.append(base)
-        cells.append((cell_mean(logs) + _OFFSET) / _SCALE)
-        grey_cells.append(cell_mean(grey[i]))
-    cells = np.stack(cells)  # (N, 3, hq, wq)
-    grey_cells = np.stack(grey_cells)
-    contrast = cells - max_of_others(cells)
-    spill = (grey_cells - grey_cells.mean(axis=0, keepdims=True)) * _GREY_SCALE
-    inputs = np.concatenate([cells, contrast, spill[:, None]], axis=1).astype(np.float32)
-    return np.stack(bases).astype(np.float32), inputs
+    parts = [frame_cells(g) for g in grey]
+    inputs = cross_frame_inputs(np.stack([c for c, _ in parts]), np.stack([g for _, g in parts]))
+    return np.stack([frame_measures(g)[0] for g in grey]).astype(np.float32), inputs

@@ -104,19 +104,53 @@ def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int) 
     return np.ascontiguousarray(np.moveaxis(out, -1, 1))
 
 
-def correction(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
-    """The network on the cell features (N, 7, h, w) -> correction (N, h, w) float32."""
-    from mfif.focusnet.features import max_of_others
-
+def _run(x: np.ndarray, weights: FocusNetWeights, layers) -> np.ndarray:
     t = weights.tensors
-    x = np.asarray(inputs, np.float32)
-    for name, _, _, dilation in LAYERS:
-        if name == EXCHANGE_BEFORE:
-            x = np.concatenate([x, x - max_of_others(x)], axis=1)
+    for name, _, _, dilation in layers:
         x = conv3x3(x, t[f"{name}.weight"], t[f"{name}.bias"], dilation)
         if name != "head":
             np.maximum(x, 0.0, out=x)
-    return x[:, 0]
+    return x
+
+
+_SPLIT = [name for name, *_ in LAYERS].index(EXCHANGE_BEFORE)
+
+
+def trunk(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
+    """The per-frame layers before the exchange: (M, 7, h, w) -> (M, 16, h, w)."""
+    return _run(np.asarray(inputs, np.float32), weights, LAYERS[:_SPLIT])
+
+
+def top_two(values) -> tuple[np.ndarray, np.ndarray]:
+    """Running elementwise largest and second largest of a sequence of equal-shape arrays."""
+    top = second = None
+    for v in values:
+        if top is None:
+            top, second = v.copy(), np.full_like(v, -np.inf)
+        else:
+            second = np.maximum(second, np.minimum(top, v))
+            np.maximum(top, v, out=top)
+    return top, second
+
+
+def head(h: np.ndarray, top: np.ndarray, second: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
+    """The layers from the exchange on, for one frame's trunk output (1, 16, h, w), given the
+    elementwise largest and second largest trunk output over all frames -> correction (h, w)."""
+    other = np.where(h >= top, second, top)  # the largest of the other frames
+    return _run(np.concatenate([h, h - other], axis=1), weights, LAYERS[_SPLIT:])[0, 0]
+
+
+def correction(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
+    """The network on the cell features of all frames (N, 7, h, w) -> correction (N, h, w)
+    float32; one frame in the network at a time (the trunk runs twice: for the exchange's running
+    maxima, then for the head)."""
+    inputs = np.asarray(inputs, np.float32)
+    n = inputs.shape[0]
+    if n == 1:
+        h = trunk(inputs, weights)
+        return head(h, h, h, weights)[None]
+    top, second = top_two(trunk(inputs[i:i + 1], weights) for i in range(n))
+    return np.stack([head(trunk(inputs[i:i + 1], weights), top, second, weights) for i in range(n)])
 
 
 def upsample_cells(cells: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -124,17 +158,3 @@ def upsample_cells(cells: np.ndarray, h: int, w: int) -> np.ndarray:
     hq, wq = cells.shape
     up = cv2.resize(np.asarray(cells, np.float32), (wq * CELL, hq * CELL), interpolation=cv2.INTER_LINEAR)
     return up[:h, :w]
-
-
-def frame_logits(base: np.ndarray, inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
-    """(base (N, H, W), inputs (N, 7, h, w)) -> logits (N, H, W) float32."""
-    corr = correction(inputs, weights)
-    h, w = base.shape[-2:]
-    return np.stack([weights.beta * base[i] + upsample_cells(corr[i], h, w) for i in range(base.shape[0])])
-
-
-def frame_weights(logits: np.ndarray) -> np.ndarray:
-    """softmax over frames of (N, H, W) logits, scaled so the largest weight of a pixel is 1."""
-    out = logits - logits.max(axis=0, keepdims=True)
-    np.exp(out, out=out)
-    return out

@@ -8,7 +8,7 @@ Stages, for a stack (N, C, H, W) in [0, 1], N >= 2, one pass over all frames (or
    minus the best other frame, the grey level minus the frames' mean);
 2. refinement (:mod:`mfif.focusnet.network`, 8,113 parameters, shared by all frames, with one
    cross-frame exchange): a correction per cell, upsampled; logits l_i = beta * base_i + c_i;
-3. weights w_i = softmax over frames of l_i (at initialisation, beta = 8 and c = 0, this is the
+3. weights w_i = softmax over frames of l_i (summing to 1 per pixel) (at initialisation, beta = 8 and c = 0, this is the
    sharpness^8 rule of :mod:`mfif.stack_rule` on the 9x9 mean modified Laplacian);
 4. blend: the multiresolution spline of :class:`mfif.stack_rule.PyramidBlend` under w_i, at most
    :data:`MAX_LEVELS` levels (the tile halo grows as 6 * 2^levels).
@@ -67,37 +67,102 @@ def blend_levels(options: FocusNetOptions, h: int, w: int) -> int:
     return options.levels or min(auto_levels(h, w), MAX_LEVELS)
 
 
-def focusnet_weights(stack: np.ndarray, options: FocusNetOptions | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C, H, W) -> (logits (N, H, W), weights (N, H, W), the largest per pixel = 1)."""
+def _frame_logits(frame: np.ndarray, corr: np.ndarray, beta: float) -> np.ndarray:
+    """One frame (C, H, W) and its cell correction -> logits (H, W)."""
     from mfif.decision import luminance
-    from mfif.focusnet.features import stack_features
-    from mfif.focusnet.network import frame_logits, frame_weights
+    from mfif.focusnet.features import frame_measures
+    from mfif.focusnet.network import upsample_cells
+
+    base = frame_measures(luminance(np.asarray(frame, np.float32)))[0]
+    base *= beta
+    base += upsample_cells(corr, *base.shape)
+    return base
+
+
+def _corrections(frames, weights) -> np.ndarray:
+    """Pass 1: every frame's cell features, then the network -> corrections (N, h, w)."""
+    from mfif.decision import luminance
+    from mfif.focusnet.features import cross_frame_inputs, frame_cells
+    from mfif.focusnet.network import correction
+
+    cells, greys = [], []
+    for i in range(len(frames)):
+        c, g = frame_cells(luminance(np.asarray(frames[i], np.float32)))
+        cells.append(c)
+        greys.append(g)
+    return correction(cross_frame_inputs(np.stack(cells), np.stack(greys)), weights)
+
+
+def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int | None = None,
+                    keep_weights: bool = False) -> FusionResult:
+    """Fuse ``frames`` (``len`` and ``frames[i]`` -> (C, H, W) float32 in [0, 1], N >= 2), reading
+    each frame three times: the cell features and the network (small maps, N of them), the largest
+    logit per pixel, then the weights and the pyramid blend. Memory: a few (H, W) maps and the
+    blend's pyramids, whatever N (``keep_weights``: also the N weight maps).
+
+    ``tile``: frames larger than ``tile`` x ``tile`` pixels are stacked in memory and fused tile by
+    tile (:func:`mfif.tiling.tiled_fusion` with :func:`focusnet_tile_plan`).
+
+    Returns:
+        FusionResult: ``fused`` (C, H, W); ``decision`` (H, W) the frame of the largest weight;
+        ``weights`` (N, H, W) summing to 1 when ``keep_weights``.
+    """
+    from mfif.stack_rule import PyramidBlend
 
     o = options or FocusNetOptions()
-    base, inputs = stack_features(luminance(stack))
-    logits = frame_logits(base, inputs, load_focusnet_weights(o.weights))
-    del base, inputs
-    return logits, frame_weights(logits.copy())
+    n = len(frames)
+    if n < 2:
+        raise InputError(f"focusnet: need at least 2 frames, got {n}")
+    first = np.asarray(frames[0])
+    if first.ndim != 3:
+        raise InputError(f"focusnet: frames must be (C, H, W), got shape {first.shape}")
+    _, h, w = first.shape
+    if tile and h * w > tile * tile:
+        from mfif.methods import get_method
+        from mfif.tiling import tiled_fusion
+
+        stack = np.stack([np.asarray(frames[i], np.float32) for i in range(n)])
+        return tiled_fusion(stack, get_method("focusnet"), o, tile=tile)
+    del first
+    weights = load_focusnet_weights(o.weights)
+    corr = _corrections(frames, weights)
+    best = total = decision = None
+    for i in range(n):  # pass 2: log-sum-exp of the logits, online (largest logit, sum of exp(l - largest))
+        logits = _frame_logits(frames[i], corr[i], weights.beta)
+        if best is None:
+            best, total, decision = logits, np.ones((h, w), np.float32), np.zeros((h, w), np.int64)
+        else:
+            better = logits > best
+            decision[better] = i
+            new_best = np.maximum(best, logits)
+            total *= np.exp(best - new_best)
+            total += np.exp(logits - new_best)
+            best = new_best
+    best += np.log(total)
+    del total
+    blend = PyramidBlend(blend_levels(o, h, w))
+    kept = [] if keep_weights else None
+    for i in range(n):  # pass 3: the softmax weights and the blend
+        frame = np.asarray(frames[i], np.float32)
+        weight = _frame_logits(frame, corr[i], weights.beta)
+        weight -= best
+        np.exp(weight, out=weight)
+        blend.add(frame, weight)
+        if kept is not None:
+            kept.append(weight)
+    result = FusionResult(fused=blend.result(), decision=decision)
+    if kept is not None:
+        result.weights = np.stack(kept)
+    return result
 
 
 def focusnet_fusion(stack: np.ndarray, options: FocusNetOptions | None = None) -> FusionResult:
     """Fuse (N, C, H, W) float32 frames in [0, 1]; returns fused (C, H, W), the per-frame weights
-    (normalised to sum 1), the decision (argmax of the weights) and the logits as ``score``."""
-    from mfif.stack_rule import PyramidBlend
-
-    o = options or FocusNetOptions()
+    (N, H, W, summing to 1) and the decision (the frame of the largest weight)."""
     stack = np.asarray(stack, np.float32)
-    if stack.ndim != 4 or stack.shape[0] < 2:
-        raise InputError(f"focusnet: expected a stack of at least 2 frames (N, C, H, W), got shape {stack.shape}")
-    n, _, h, w = stack.shape
-    logits, weights = focusnet_weights(stack, o)
-    blend = PyramidBlend(blend_levels(o, h, w))
-    for i in range(n):
-        blend.add(stack[i], weights[i])
-    fused = blend.result()
-    decision = np.argmax(logits, axis=0)
-    weights /= weights.sum(axis=0, keepdims=True)
-    return FusionResult(fused=fused, weights=weights, decision=decision.astype(np.int64), score=logits)
+    if stack.ndim != 4:
+        raise InputError(f"focusnet: expected a stack (N, C, H, W), got shape {stack.shape}")
+    return focusnet_stream(stack, options, keep_weights=True)
 
 
 def focusnet_tile_plan(options: FocusNetOptions, shape: tuple[int, ...]):
