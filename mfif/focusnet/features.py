@@ -50,6 +50,11 @@ def frame_measures(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return base, np.stack([_log_mean(ml1, 1), base, _log_mean(modified_laplacian(grey, 2), 6)])
 
 
+def base_measure(grey: np.ndarray) -> np.ndarray:
+    """``base`` of one frame's grey (H, W) (the first part of :func:`frame_measures`)."""
+    return _log_mean(modified_laplacian(grey, 1), 4)
+
+
 def cell_shape(h: int, w: int) -> tuple[int, int]:
     return -(-h // CELL), -(-w // CELL)
 
@@ -57,12 +62,14 @@ def cell_shape(h: int, w: int) -> tuple[int, int]:
 def cell_mean(image: np.ndarray) -> np.ndarray:
     """Mean over 4x4 cells of (..., H, W) -> (..., ceil(H/4), ceil(W/4)), the image extended by
     replicating its last row/column to a multiple of 4 (= torch ``avg_pool2d`` after a replicate pad)."""
-    h, w = image.shape[-2:]
+    image = np.asarray(image, np.float32)
+    if image.ndim > 2:
+        return np.stack([cell_mean(part) for part in image])
+    h, w = image.shape
     hq, wq = cell_shape(h, w)
-    pad = [(0, 0)] * (image.ndim - 2) + [(0, hq * CELL - h), (0, wq * CELL - w)]
-    x = np.pad(image, pad, mode="edge") if (hq * CELL != h or wq * CELL != w) else image
-    x = x.reshape(image.shape[:-2] + (hq, CELL, wq, CELL))
-    return x.mean(axis=(-3, -1), dtype=np.float32)
+    if hq * CELL != h or wq * CELL != w:
+        image = cv2.copyMakeBorder(image, 0, hq * CELL - h, 0, wq * CELL - w, cv2.BORDER_REPLICATE)
+    return cv2.resize(image, (wq, hq), interpolation=cv2.INTER_AREA)  # an integer factor: the 4x4 block mean
 
 
 def max_of_others(x: np.ndarray) -> np.ndarray:
@@ -70,11 +77,22 @@ def max_of_others(x: np.ndarray) -> np.ndarray:
     n = x.shape[0]
     if n == 1:
         return x.copy()
-    order = np.argsort(-x, axis=0, kind="stable")
-    top = np.take_along_axis(x, order[:1], axis=0)
-    second = np.take_along_axis(x, order[1:2], axis=0)
-    is_top = order[:1] == np.arange(n).reshape((n,) + (1,) * (x.ndim - 1))
-    return np.where(is_top, second, top).astype(x.dtype)
+    first = np.argmax(x, axis=0)
+    top = np.take_along_axis(x, first[None], axis=0)
+    is_first = np.arange(n).reshape((n,) + (1,) * (x.ndim - 1)) == first[None]
+    second = np.where(is_first, -np.inf, x).max(axis=0, keepdims=True)
+    return np.where(is_first, second, top).astype(x.dtype)
+
+
+def grey_of(frame: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H, W) luminance (:func:`mfif.decision.luminance`'s weights), float32."""
+    from mfif.decision import GREY_WEIGHTS
+
+    frame = np.asarray(frame, np.float32)
+    if frame.shape[0] == 1:
+        return frame[0]
+    w = np.asarray(GREY_WEIGHTS, np.float32)
+    return frame[0] * w[0] + frame[1] * w[1] + frame[2] * w[2]
 
 
 def frame_cells(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

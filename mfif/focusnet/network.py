@@ -40,6 +40,7 @@ LAYERS = (("conv1", N_INPUTS, WIDTH, 1), ("conv2", WIDTH, WIDTH, 2), ("conv3", 2
 EXCHANGE_BEFORE = "conv3"
 NET_REACH_CELLS = sum(d for *_, d in LAYERS)  # 8 cells
 BETA_INIT = 8.0
+KEEP_TRUNK_BYTES = 64 << 20
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
@@ -143,14 +144,17 @@ def head(h: np.ndarray, top: np.ndarray, second: np.ndarray, weights: FocusNetWe
 def correction(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
     """The network on the cell features of all frames (N, 7, h, w) -> correction (N, h, w)
     float32; one frame in the network at a time (the trunk runs twice: for the exchange's running
-    maxima, then for the head)."""
+    maxima, then for the head) unless all trunk outputs fit in :data:`KEEP_TRUNK_BYTES`."""
     inputs = np.asarray(inputs, np.float32)
     n = inputs.shape[0]
     if n == 1:
         h = trunk(inputs, weights)
         return head(h, h, h, weights)[None]
-    top, second = top_two(trunk(inputs[i:i + 1], weights) for i in range(n))
-    return np.stack([head(trunk(inputs[i:i + 1], weights), top, second, weights) for i in range(n)])
+    keep = n * WIDTH * inputs[0, 0].size * 4 <= KEEP_TRUNK_BYTES
+    kept = [trunk(inputs[i:i + 1], weights) for i in range(n)] if keep else None
+    top, second = top_two(kept if keep else (trunk(inputs[i:i + 1], weights) for i in range(n)))
+    return np.stack([head(kept[i] if keep else trunk(inputs[i:i + 1], weights), top, second, weights)
+                     for i in range(n)])
 
 
 def upsample_cells(cells: np.ndarray, h: int, w: int) -> np.ndarray:

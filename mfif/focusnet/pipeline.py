@@ -69,11 +69,10 @@ def blend_levels(options: FocusNetOptions, h: int, w: int) -> int:
 
 def _frame_logits(frame: np.ndarray, corr: np.ndarray, beta: float) -> np.ndarray:
     """One frame (C, H, W) and its cell correction -> logits (H, W)."""
-    from mfif.decision import luminance
-    from mfif.focusnet.features import frame_measures
+    from mfif.focusnet.features import base_measure, grey_of
     from mfif.focusnet.network import upsample_cells
 
-    base = frame_measures(luminance(np.asarray(frame, np.float32)))[0]
+    base = base_measure(grey_of(frame))
     base *= beta
     base += upsample_cells(corr, *base.shape)
     return base
@@ -81,13 +80,12 @@ def _frame_logits(frame: np.ndarray, corr: np.ndarray, beta: float) -> np.ndarra
 
 def _corrections(frames, weights) -> np.ndarray:
     """Pass 1: every frame's cell features, then the network -> corrections (N, h, w)."""
-    from mfif.decision import luminance
-    from mfif.focusnet.features import cross_frame_inputs, frame_cells
+    from mfif.focusnet.features import cross_frame_inputs, frame_cells, grey_of
     from mfif.focusnet.network import correction
 
     cells, greys = [], []
     for i in range(len(frames)):
-        c, g = frame_cells(luminance(np.asarray(frames[i], np.float32)))
+        c, g = frame_cells(grey_of(frames[i]))
         cells.append(c)
         greys.append(g)
     return correction(cross_frame_inputs(np.stack(cells), np.stack(greys)), weights)
@@ -96,9 +94,10 @@ def _corrections(frames, weights) -> np.ndarray:
 def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int | None = None,
                     keep_weights: bool = False) -> FusionResult:
     """Fuse ``frames`` (``len`` and ``frames[i]`` -> (C, H, W) float32 in [0, 1], N >= 2), reading
-    each frame three times: the cell features and the network (small maps, N of them), the largest
-    logit per pixel, then the weights and the pyramid blend. Memory: a few (H, W) maps and the
-    blend's pyramids, whatever N (``keep_weights``: also the N weight maps).
+    each frame three times: the cell features and the network (small maps, N of them), the
+    log-sum-exp of the logits per pixel, then the weights and the pyramid blend. Memory: a few
+    (H, W) maps and the blend's pyramids, whatever N (``keep_weights``, or ``frames`` an ndarray:
+    also the N logit/weight maps, and the frames are not read a third time).
 
     ``tile``: frames larger than ``tile`` x ``tile`` pixels are stacked in memory and fused tile by
     tile (:func:`mfif.tiling.tiled_fusion` with :func:`focusnet_tile_plan`).
@@ -127,8 +126,12 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
     weights = load_focusnet_weights(o.weights)
     corr = _corrections(frames, weights)
     best = total = decision = None
+    # frames already in memory: keep the logits (a third of the frames' size) instead of a third read
+    kept_logits = [] if isinstance(frames, np.ndarray) else None
     for i in range(n):  # pass 2: log-sum-exp of the logits, online (largest logit, sum of exp(l - largest))
         logits = _frame_logits(frames[i], corr[i], weights.beta)
+        if kept_logits is not None:
+            kept_logits.append(logits.copy())
         if best is None:
             best, total, decision = logits, np.ones((h, w), np.float32), np.zeros((h, w), np.int64)
         else:
@@ -144,7 +147,7 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
     kept = [] if keep_weights else None
     for i in range(n):  # pass 3: the softmax weights and the blend
         frame = np.asarray(frames[i], np.float32)
-        weight = _frame_logits(frame, corr[i], weights.beta)
+        weight = kept_logits[i] if kept_logits is not None else _frame_logits(frame, corr[i], weights.beta)
         weight -= best
         np.exp(weight, out=weight)
         blend.add(frame, weight)
