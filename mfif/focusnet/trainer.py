@@ -2,7 +2,7 @@
 
 Data: the pool of :mod:`mfif.focusnet.data` (rendered with ground truth from BSDS500 train/val;
 ``--pool``), rendered first if missing (``--pool-size`` samples). Every 50th pool sample is held
-out (the first ``val_samples`` of them validate). A step takes ``batch`` samples (any frame count), a random ``crop`` square of
+out (the first ``val_samples`` of each pool folder validate). A step takes ``batch`` samples (any frame count), a random ``crop`` square of
 each (a multiple of 16) with a random flip/rotation; the features are computed in numpy
 (:mod:`mfif.focusnet.features`, exactly those of inference), the logits, the softmax weights and
 the multiresolution blend in torch (:func:`mfif.focusnet.torch_net.pyramid_blend`, equal to
@@ -33,8 +33,8 @@ from mfif.models.training import (CHECKPOINT, RunConfig, add_dataclass_flags, ad
 @dataclass
 class FocusNetTrainConfig(RunConfig):
     out: str = "runs/focusnet"
-    pool: str = "scratch/focusnet_pool"
-    pool_size: int = 2000
+    pool: str = "scratch/focusnet_pool"  # comma-separated folders (the first is rendered if missing)
+    pool_size: int = 2000  # per folder
     min_pool: int = 2000  # fewer pool files: render the pool first (a pool rendered alongside may grow)
     val_samples: int = 6
     train_root: str = ""
@@ -113,13 +113,15 @@ def train(cfg: FocusNetTrainConfig, resume=None, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = read_pool(cfg.pool)
-    if len(files) < cfg.min_pool:
-        write_pool(cfg.train_root or default_data_root(), cfg.pool, cfg.pool_size, seed=cfg.seed)
-        files = read_pool(cfg.pool)
-    files = files[:cfg.pool_size]
-    val_files = [f for f in files if int(f.stem) % 50 == 0][:cfg.val_samples]
-    train_files = [f for f in files if int(f.stem) % 50 != 0]
+    pools = [p for p in cfg.pool.split(",") if p]
+
+    def scan() -> list[list[Path]]:
+        return [read_pool(p)[:cfg.pool_size] for p in pools]
+
+    if len(read_pool(pools[0])) < cfg.min_pool:
+        write_pool(cfg.train_root or default_data_root(), pools[0], cfg.pool_size, seed=cfg.seed)
+    val_files = [f for files in scan() for f in [f for f in files if int(f.stem) % 50 == 0][:cfg.val_samples]]
+    train_files = [f for files in scan() for f in files if int(f.stem) % 50 != 0]
     cache: dict = {}
 
     def sample(path):
@@ -147,7 +149,7 @@ def train(cfg: FocusNetTrainConfig, resume=None, progress: bool = True) -> dict:
 
     def step_loss(step: int):
         if step % 200 == 0:  # a pool still being rendered grows while we train
-            train_files[:] = [f for f in read_pool(cfg.pool)[:cfg.pool_size] if int(f.stem) % 50 != 0]
+            train_files[:] = [f for files in scan() for f in files if int(f.stem) % 50 != 0]
         rng = np.random.default_rng([cfg.seed, 1, step])
         total = 0.0
         for j in rng.choice(len(train_files), cfg.batch, replace=False):
