@@ -35,12 +35,14 @@ def test_cell_mean_by_hand_with_edge_extension():
     assert cells[1, 0] == pytest.approx(np.repeat(x[4:5, :4], 4, 0).mean())
 
 
-def test_base_measure_is_log_of_the_9x9_mean_modified_laplacian():
+def test_base_measures_are_logs_of_mean_modified_laplacians():
     grey = textured_image(24, 24, 1, seed=1)[0]
-    base, _ = F.frame_measures(grey)
+    bases, logs = F.frame_measures(grey)
     ml = F.modified_laplacian(grey, 1)
     y, x = 12, 10
-    assert base[y, x] == pytest.approx(np.log(ml[y - 4:y + 5, x - 4:x + 5].mean() + F.EPS), rel=1e-5)
+    for k, r in enumerate(F.BASE_RADII):
+        assert bases[k, y, x] == pytest.approx(np.log(ml[y - r:y + r + 1, x - r:x + r + 1].mean() + F.EPS), rel=1e-5)
+    np.testing.assert_array_equal(logs[:2], bases[[0, 2]])
 
 
 def test_numpy_inference_equals_the_torch_model(tmp_path):
@@ -57,15 +59,15 @@ def test_numpy_inference_equals_the_torch_model(tmp_path):
     net = FocusNet()
     with torch.no_grad():
         net.head.weight.normal_(0.0, 0.3)
-        net.head.bias.fill_(0.2)
+        net.head.bias.copy_(torch.tensor([0.2, 0.5, -0.3, 0.0]))
     path = write_weights(tmp_path / "w.safetensors", net.export_tensors(), format=FORMAT, arch={})
     stack = np.random.default_rng(0).random((3, 3, 48, 64)).astype(np.float32)  # even at every level (training crops are)
     stack[1] = stack[0]  # a tie in every feature: the exchange must treat it the same way
     options = FocusNetOptions(weights=str(path), levels=3)
     res = focusnet_fusion(stack, options)
-    base, inputs = F.stack_features(luminance(stack))
+    bases, inputs = F.stack_features(luminance(stack))
     with torch.no_grad():
-        logits = net(torch.from_numpy(inputs), torch.from_numpy(base))
+        logits = net(torch.from_numpy(inputs), torch.from_numpy(bases))
         weights = torch.softmax(logits, dim=0)
     np.testing.assert_allclose(res.weights, weights.numpy(), atol=1e-5)
     assert np.abs(res.weights - 1 / 3).max() > 0.1  # the head does change the weights

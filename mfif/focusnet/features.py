@@ -3,10 +3,12 @@ features, in numpy/OpenCV (shared by inference and training).
 
 Per frame i of a stack (N, C, H, W) in [0, 1], on its luminance g_i:
 
-- ``base`` (N, H, W), full resolution: b_i = log(mean of ML(g_i) over a 9x9 window + EPS),
-  ML = the modified Laplacian of step 1 (Nayar & Nakagawa 1994). exp(8 b_i) normalised over
-  frames is the sharpness^8 weight of the N-frame rule of :mod:`mfif.stack_rule` for ``sml``:
-  the network starts from that rule and learns a correction.
+- ``bases`` (N, 3, H, W), full resolution: b_i,k = log(mean of ML(g_i) over a (2 r_k + 1)^2
+  window + EPS) for r = 1, 2, 4 (:data:`BASE_RADII`), ML = the modified Laplacian of step 1
+  (Nayar & Nakagawa 1994). exp(beta b_i) normalised over frames is a sharpness^beta weight as in
+  the N-frame rule of :mod:`mfif.stack_rule` (``sml``: r = 4, beta = 8); the network mixes the
+  three window sizes per place (fine near focus boundaries, where a wide window carries the
+  sharpness of one side over to the other) and adds a correction.
 - ``inputs`` (N, 7, H/4, W/4) (sizes rounded up), the network's input at a quarter of the
   resolution (mean over 4x4 cells, the image edge-extended to a multiple of 4):
   three log focus measures (ML step 1 over 3x3 and 9x9 windows, ML step 2 over 13x13), the same
@@ -15,7 +17,7 @@ Per frame i of a stack (N, C, H, W) in [0, 1], on its luminance g_i:
   brightens its surroundings in the frames where it is out of focus). Fixed affine scalings bring
   each to about unit range.
 
-Reach (receptive field) of ``base``: 5 px; of the cell features: 8 px plus the 4x4 cell.
+Reach (receptive field) of ``bases``: 5 px; of the cell features: 8 px plus the 4x4 cell.
 """
 from __future__ import annotations
 
@@ -43,16 +45,20 @@ def _log_mean(ml: np.ndarray, radius: int) -> np.ndarray:
     return np.log(cv2.boxFilter(ml, -1, (k, k), borderType=cv2.BORDER_REFLECT) + EPS)
 
 
-def frame_measures(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's grey (H, W) -> (base (H, W), log measures (3, H, W)) at full resolution."""
+BASE_RADII = (1, 2, 4)
+
+
+def base_measures(grey: np.ndarray) -> np.ndarray:
+    """One frame's grey (H, W) -> ``bases`` (3, H, W) float32 (the window radii :data:`BASE_RADII`)."""
     ml1 = modified_laplacian(grey, 1)
-    base = _log_mean(ml1, 4)
-    return base, np.stack([_log_mean(ml1, 1), base, _log_mean(modified_laplacian(grey, 2), 6)])
+    return np.stack([_log_mean(ml1, r) for r in BASE_RADII])
 
 
-def base_measure(grey: np.ndarray) -> np.ndarray:
-    """``base`` of one frame's grey (H, W) (the first part of :func:`frame_measures`)."""
-    return _log_mean(modified_laplacian(grey, 1), 4)
+def frame_measures(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's grey (H, W) -> (bases (3, H, W), the log measures of the cell features (3, H, W):
+    ML step 1 over 3x3 and 9x9, ML step 2 over 13x13)."""
+    bases = base_measures(grey)
+    return bases, np.stack([bases[0], bases[2], _log_mean(modified_laplacian(grey, 2), 6)])
 
 
 def cell_shape(h: int, w: int) -> tuple[int, int]:
@@ -109,7 +115,7 @@ def cross_frame_inputs(cells: np.ndarray, grey_cells: np.ndarray) -> np.ndarray:
 
 
 def stack_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grey stack (N, H, W) -> (base (N, H, W) float32, inputs (N, 7, H/4, W/4) float32)."""
+    """Grey stack (N, H, W) -> (bases (N, 3, H, W) float32, inputs (N, 7, H/4, W/4) float32)."""
     grey = np.asarray(grey, np.float32)
     parts = [frame_cells(g) for g in grey]
     inputs = cross_frame_inputs(np.stack([c for c, _ in parts]), np.stack([g for _, g in parts]))

@@ -10,13 +10,16 @@ conv1       3x3, 7 -> 16, ReLU                                          1 cell
 conv2       3x3 dilation 2, 16 -> 16, ReLU                              2
 exchange    [h_i, h_i - max over the other frames of h_j] (32 ch)       0
 conv3       3x3 dilation 4, 32 -> 16, ReLU                              4
-head        3x3, 16 -> 1: the correction c_i (zero at initialisation)   1
+head        3x3, 16 -> 4: the correction c_i and three scale votes      1
 ==========  =========================================================  ==========
 
-Borders: edge replication (``padding_mode="replicate"`` in torch). 8,113 parameters.
-The logits at full resolution are l_i = beta * base_i + up(c_i), ``up`` the bilinear upsampling of
-the cells (half-pixel centres, as ``cv2.resize``/``torch`` ``align_corners=False``), beta a
-learned scalar (8 at initialisation); the weights are softmax_i(l_i) (:func:`frame_weights`).
+Borders: edge replication (``padding_mode="replicate"`` in torch). 8,549 parameters.
+The scale votes are averaged over the frames and turned into mixing weights a_k = softmax_k (one
+per place, shared by all frames); a_k and c_i are upsampled bilinearly from the cells (half-pixel
+centres, as ``cv2.resize`` / torch ``align_corners=False``). The logits at full resolution are
+l_i = beta * sum_k a_k * base_i,k + c_i, beta a learned scalar; the weights are softmax_i(l_i).
+At initialisation (head = 0, beta = 6) this is the sharpness^6 rule on the mean of the three
+window sizes' log measures.
 
 Weights: a safetensors file read with ``safetensors.numpy`` (``mfif/weights/focusnet.safetensors``).
 """
@@ -30,16 +33,16 @@ import cv2
 import numpy as np
 
 from mfif.errors import WeightsError
-from mfif.focusnet.features import CELL, N_INPUTS
+from mfif.focusnet.features import BASE_RADII, CELL, N_INPUTS
 
 FORMAT = "mfif-focusnet/1"
 WIDTH = 16
 # name, in channels, out channels, dilation
 LAYERS = (("conv1", N_INPUTS, WIDTH, 1), ("conv2", WIDTH, WIDTH, 2), ("conv3", 2 * WIDTH, WIDTH, 4),
-          ("head", WIDTH, 1, 1))
+          ("head", WIDTH, 1 + len(BASE_RADII), 1))
 EXCHANGE_BEFORE = "conv3"
 NET_REACH_CELLS = sum(d for *_, d in LAYERS)  # 8 cells
-BETA_INIT = 8.0
+BETA_INIT = 6.0
 KEEP_TRUNK_BYTES = 64 << 20
 
 
@@ -136,25 +139,37 @@ def top_two(values) -> tuple[np.ndarray, np.ndarray]:
 
 def head(h: np.ndarray, top: np.ndarray, second: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
     """The layers from the exchange on, for one frame's trunk output (1, 16, h, w), given the
-    elementwise largest and second largest trunk output over all frames -> correction (h, w)."""
+    elementwise largest and second largest trunk output over all frames -> (correction, three
+    scale votes) (4, h, w)."""
     other = np.where(h >= top, second, top)  # the largest of the other frames
-    return _run(np.concatenate([h, h - other], axis=1), weights, LAYERS[_SPLIT:])[0, 0]
+    return _run(np.concatenate([h, h - other], axis=1), weights, LAYERS[_SPLIT:])[0]
 
 
-def correction(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
-    """The network on the cell features of all frames (N, 7, h, w) -> correction (N, h, w)
-    float32; one frame in the network at a time (the trunk runs twice: for the exchange's running
-    maxima, then for the head) unless all trunk outputs fit in :data:`KEEP_TRUNK_BYTES`."""
+def correction(inputs: np.ndarray, weights: FocusNetWeights) -> tuple[np.ndarray, np.ndarray]:
+    """The network on the cell features of all frames (N, 7, h, w) -> (corrections (N, h, w),
+    scale mixing weights (3, h, w), shared by the frames), float32; one frame in the network at a
+    time (the trunk runs twice: for the exchange's running maxima, then for the head) unless all
+    trunk outputs fit in :data:`KEEP_TRUNK_BYTES`."""
     inputs = np.asarray(inputs, np.float32)
     n = inputs.shape[0]
-    if n == 1:
-        h = trunk(inputs, weights)
-        return head(h, h, h, weights)[None]
-    keep = n * WIDTH * inputs[0, 0].size * 4 <= KEEP_TRUNK_BYTES
+    keep = n == 1 or n * WIDTH * inputs[0, 0].size * 4 <= KEEP_TRUNK_BYTES
     kept = [trunk(inputs[i:i + 1], weights) for i in range(n)] if keep else None
-    top, second = top_two(kept if keep else (trunk(inputs[i:i + 1], weights) for i in range(n)))
-    return np.stack([head(kept[i] if keep else trunk(inputs[i:i + 1], weights), top, second, weights)
-                     for i in range(n)])
+    if n == 1:
+        top = second = kept[0]
+    else:
+        top, second = top_two(kept if keep else (trunk(inputs[i:i + 1], weights) for i in range(n)))
+    corr, votes = [], 0.0
+    for i in range(n):
+        out = head(kept[i] if keep else trunk(inputs[i:i + 1], weights), top, second, weights)
+        corr.append(out[0])
+        votes = votes + out[1:]
+    return np.stack(corr), softmax0(votes / n)
+
+
+def softmax0(x: np.ndarray) -> np.ndarray:
+    """Softmax over the first axis."""
+    e = np.exp(x - x.max(axis=0, keepdims=True))
+    return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
 def upsample_cells(cells: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -3,13 +3,14 @@ multiresolution blend. Ours (mfif); no torch at inference.
 
 Stages, for a stack (N, C, H, W) in [0, 1], N >= 2, one pass over all frames (order independent):
 
-1. features (:mod:`mfif.focusnet.features`): per frame the log mean modified Laplacian at full
-   resolution (``base``) and seven cell features on 4x4 cells (three focus-measure scales, the same
-   minus the best other frame, the grey level minus the frames' mean);
-2. refinement (:mod:`mfif.focusnet.network`, 8,113 parameters, shared by all frames, with one
-   cross-frame exchange): a correction per cell, upsampled; logits l_i = beta * base_i + c_i;
-3. weights w_i = softmax over frames of l_i (summing to 1 per pixel) (at initialisation, beta = 8 and c = 0, this is the
-   sharpness^8 rule of :mod:`mfif.stack_rule` on the 9x9 mean modified Laplacian);
+1. features (:mod:`mfif.focusnet.features`): per frame the log mean modified Laplacian over 3x3,
+   5x5 and 9x9 windows at full resolution (``bases``) and seven cell features on 4x4 cells (three
+   focus-measure scales, the same minus the best other frame, the grey level minus the frames' mean);
+2. refinement (:mod:`mfif.focusnet.network`, 8,549 parameters, shared by all frames, with one
+   cross-frame exchange): per cell a correction c_i and the mixing weights a_k of the three window
+   sizes (shared by the frames), upsampled; logits l_i = beta * sum_k a_k base_i,k + c_i;
+3. weights w_i = softmax over frames of l_i, summing to 1 per pixel (at initialisation: the
+   sharpness^6 rule of :mod:`mfif.stack_rule` on the mean of the three log measures);
 4. blend: the multiresolution spline of :class:`mfif.stack_rule.PyramidBlend` under w_i, at most
    :data:`MAX_LEVELS` levels (the tile halo grows as 6 * 2^levels).
 
@@ -30,6 +31,7 @@ from mfif.result import FusionResult
 
 WEIGHTS_FILE = "focusnet.safetensors"
 MAX_LEVELS = 5
+MIN_TILE = 2048  # the running form's tiles (24 MP pair: 6 tiles, peak about 2 GB)
 
 
 @dataclass
@@ -67,19 +69,23 @@ def blend_levels(options: FocusNetOptions, h: int, w: int) -> int:
     return options.levels or min(auto_levels(h, w), MAX_LEVELS)
 
 
-def _frame_logits(frame: np.ndarray, corr: np.ndarray, beta: float) -> np.ndarray:
-    """One frame (C, H, W) and its cell correction -> logits (H, W)."""
-    from mfif.focusnet.features import base_measure, grey_of
+def _frame_logits(frame: np.ndarray, corr: np.ndarray, mix: np.ndarray, beta: float) -> np.ndarray:
+    """One frame (C, H, W), its cell correction (h, w) and the full-size scale mixing weights
+    (3, H, W) -> logits (H, W)."""
+    from mfif.focusnet.features import base_measures, grey_of
     from mfif.focusnet.network import upsample_cells
 
-    base = base_measure(grey_of(frame))
-    base *= beta
-    base += upsample_cells(corr, *base.shape)
-    return base
+    bases = base_measures(grey_of(frame))
+    bases *= mix
+    logits = bases.sum(axis=0)
+    logits *= beta
+    logits += upsample_cells(corr, *logits.shape)
+    return logits
 
 
-def _corrections(frames, weights) -> np.ndarray:
-    """Pass 1: every frame's cell features, then the network -> corrections (N, h, w)."""
+def _corrections(frames, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 1: every frame's cell features, then the network -> (corrections (N, h, w), scale
+    mixing weights (3, h, w))."""
     from mfif.focusnet.features import cross_frame_inputs, frame_cells, grey_of
     from mfif.focusnet.network import correction
 
@@ -100,12 +106,14 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
     also the N logit/weight maps, and the frames are not read a third time).
 
     ``tile``: frames larger than ``tile`` x ``tile`` pixels are stacked in memory and fused tile by
-    tile (:func:`mfif.tiling.tiled_fusion` with :func:`focusnet_tile_plan`).
+    tile (:func:`mfif.tiling.tiled_fusion` with :func:`focusnet_tile_plan`), in tiles of at least
+    :data:`MIN_TILE` (the halo is about 250 px: smaller tiles would mostly compute halo).
 
     Returns:
         FusionResult: ``fused`` (C, H, W); ``decision`` (H, W) the frame of the largest weight;
         ``weights`` (N, H, W) summing to 1 when ``keep_weights``.
     """
+    from mfif.focusnet.network import upsample_cells
     from mfif.stack_rule import PyramidBlend
 
     o = options or FocusNetOptions()
@@ -116,20 +124,21 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
     if first.ndim != 3:
         raise InputError(f"focusnet: frames must be (C, H, W), got shape {first.shape}")
     _, h, w = first.shape
-    if tile and h * w > tile * tile:
+    if tile and h * w > max(tile, MIN_TILE) ** 2:
         from mfif.methods import get_method
         from mfif.tiling import tiled_fusion
 
         stack = np.stack([np.asarray(frames[i], np.float32) for i in range(n)])
-        return tiled_fusion(stack, get_method("focusnet"), o, tile=tile)
+        return tiled_fusion(stack, get_method("focusnet"), o, tile=max(tile, MIN_TILE))
     del first
     weights = load_focusnet_weights(o.weights)
-    corr = _corrections(frames, weights)
+    corr, mix_cells = _corrections(frames, weights)
+    mix = np.stack([upsample_cells(m, h, w) for m in mix_cells])
     best = total = decision = None
     # frames already in memory: keep the logits (a third of the frames' size) instead of a third read
     kept_logits = [] if isinstance(frames, np.ndarray) else None
     for i in range(n):  # pass 2: log-sum-exp of the logits, online (largest logit, sum of exp(l - largest))
-        logits = _frame_logits(frames[i], corr[i], weights.beta)
+        logits = _frame_logits(frames[i], corr[i], mix, weights.beta)
         if kept_logits is not None:
             kept_logits.append(logits.copy())
         if best is None:
@@ -147,7 +156,7 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
     kept = [] if keep_weights else None
     for i in range(n):  # pass 3: the softmax weights and the blend
         frame = np.asarray(frames[i], np.float32)
-        weight = kept_logits[i] if kept_logits is not None else _frame_logits(frame, corr[i], weights.beta)
+        weight = kept_logits[i] if kept_logits is not None else _frame_logits(frame, corr[i], mix, weights.beta)
         weight -= best
         np.exp(weight, out=weight)
         blend.add(frame, weight)

@@ -20,7 +20,7 @@ def max_of_others(x: torch.Tensor) -> torch.Tensor:
 
 
 class FocusNet(nn.Module):
-    """(inputs (N, 7, h, w), base (N, H, W)) -> logits (N, H, W); see :mod:`mfif.focusnet.network`."""
+    """(inputs (N, 7, h, w), bases (N, 3, H, W)) -> logits (N, H, W); see :mod:`mfif.focusnet.network`."""
 
     def __init__(self):
         super().__init__()
@@ -40,14 +40,17 @@ class FocusNet(nn.Module):
             x = getattr(self, name)(x)
             if name != "head":
                 x = F.relu(x)
-        return x  # (N, 1, h, w)
+        return x  # (N, 4, h, w): correction, three scale votes
 
-    def forward(self, inputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        corr = self.correction(inputs)
-        hq, wq = corr.shape[-2:]
-        up = F.interpolate(corr, size=(hq * CELL, wq * CELL), mode="bilinear", align_corners=False)
-        h, w = base.shape[-2:]
-        return self.beta * base + up[:, 0, :h, :w]
+    def forward(self, inputs: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
+        """inputs (N, 7, h, w), bases (N, 3, H, W) -> logits (N, H, W)."""
+        out = self.correction(inputs)  # (N, 4, h, w)
+        mix = torch.softmax(out[:, 1:].mean(0, keepdim=True), dim=1)  # (1, 3, h, w)
+        hq, wq = out.shape[-2:]
+        h, w = bases.shape[-2:]
+        up = F.interpolate(torch.cat([out[:, :1], mix.expand(out.shape[0], -1, -1, -1)], 1),
+                           size=(hq * CELL, wq * CELL), mode="bilinear", align_corners=False)[..., :h, :w]
+        return self.beta * (up[:, 1:] * bases).sum(1) + up[:, 0]
 
     def export_tensors(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}

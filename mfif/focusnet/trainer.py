@@ -64,7 +64,7 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def prepare(sample: dict, rng: np.random.Generator | None, crop: int, band_px: int):
-    """A pool sample -> numpy (frames (N, 3, S, S), gt (3, S, S), band (S, S), base, inputs): a
+    """A pool sample -> numpy (frames (N, 3, S, S), gt (3, S, S), band (S, S), bases, inputs): a
     random crop and dihedral transform (``rng`` None: the top-left crop, untransformed)."""
     from mfif.decision import luminance
     from mfif.focusnet.features import stack_features
@@ -79,16 +79,16 @@ def prepare(sample: dict, rng: np.random.Generator | None, crop: int, band_px: i
     frames = cut(frames).astype(np.float32) / 255.0
     gt = cut(gt).astype(np.float32) / 255.0
     band = boundary_band(cut(focus), band_px)
-    base, inputs = stack_features(luminance(frames))
-    return frames, gt, band, base, inputs
+    bases, inputs = stack_features(luminance(frames))
+    return frames, gt, band, bases, inputs
 
 
-def blended(net, frames, base, inputs, levels: int):
+def blended(net, frames, bases, inputs, levels: int):
     import torch
 
     from mfif.focusnet.torch_net import pyramid_blend
 
-    logits = net(torch.from_numpy(inputs), torch.from_numpy(base))
+    logits = net(torch.from_numpy(inputs), torch.from_numpy(bases))
     weights = torch.softmax(logits, dim=0)
     return pyramid_blend(torch.from_numpy(frames), weights, levels)
 
@@ -153,9 +153,9 @@ def train(cfg: FocusNetTrainConfig, resume=None, progress: bool = True) -> dict:
         rng = np.random.default_rng([cfg.seed, 1, step])
         total = 0.0
         for j in rng.choice(len(train_files), cfg.batch, replace=False):
-            frames, gt, band, base, inputs = prepare(sample(train_files[int(j)]), rng, cfg.crop, cfg.band_px)
+            frames, gt, band, bases, inputs = prepare(sample(train_files[int(j)]), rng, cfg.crop, cfg.band_px)
             levels = min(auto_levels(*gt.shape[-2:]), 4)
-            fused = blended(net, frames, base, inputs, levels)
+            fused = blended(net, frames, bases, inputs, levels)
             wmap = torch.from_numpy(1.0 + cfg.band_weight * band)
             err = (fused - torch.from_numpy(gt)).abs().sum(0)
             total = total + (err * wmap).mean()
@@ -169,8 +169,8 @@ def train(cfg: FocusNetTrainConfig, resume=None, progress: bool = True) -> dict:
             val_cache = [prepare(sample(f), None, 192, cfg.band_px) for f in val_files]
         scores = []
         with torch.no_grad():
-            for frames, gt, band, base, inputs in val_cache:
-                fused = blended(model, frames, base, inputs, min(auto_levels(*gt.shape[-2:]), 4)).numpy()
+            for frames, gt, band, bases, inputs in val_cache:
+                fused = blended(model, frames, bases, inputs, min(auto_levels(*gt.shape[-2:]), 4)).numpy()
                 scores.append(psnr(fused, gt))
         return float(np.mean(scores))
 
