@@ -10,7 +10,7 @@ the multiresolution blend in torch (:func:`mfif.focusnet.torch_net.pyramid_blend
 channels) times (1 + ``band_weight`` within ``band_px`` of a focus-map boundary).
 
 Validation: PSNR of the blended held-out samples against their GT, and the same for the initial
-network (beta = 8, no correction: the sml sharpness^8 rule), so the gain of the refinement is
+network (beta = 6, head 0: the multi-scale sharpness^6 rule), so the gain of the refinement is
 logged (``history.json``). Export: ``--export`` writes the safetensors file (format
 ``mfif-focusnet/1``) read by :mod:`mfif.focusnet.network`.
 """
