@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = WEIGHTS_DIR / "focusnet.safetensors"
 
 
-def test_max_of_others_by_hand():
+def test_max_of_the_other_frames_by_hand():
     x = np.array([[3.0, 1.0], [5.0, 1.0], [2.0, 0.0]], np.float32)  # (N=3, 2)
-    np.testing.assert_array_equal(F.max_of_others(x), [[5, 1], [3, 1], [5, 1]])
+    top, second = F.top_two(x)
+    np.testing.assert_array_equal([F.other_max(v, top, second) for v in x], [[5, 1], [3, 1], [5, 1]])
 
 
 def test_cell_mean_by_hand_with_edge_extension():
@@ -155,3 +156,16 @@ def test_tiny_training_run_resumes_and_exports(tmp_path):
     assert second["step"] == 4
     w = read_weights_numpy(tmp_path / "w.safetensors")
     assert w.meta["step"] == 4 and np.isfinite(w.beta)
+
+
+def test_running_form_in_tiles_equals_one_pass(monkeypatch):
+    import mfif.focusnet.pipeline as P
+
+    monkeypatch.setattr(P, "MIN_TILE", 16)
+    gt = textured_image(72, 88, 3, seed=4)
+    a, b, _ = complementary_pair(gt, sigma=2.0)
+    frames = [a.astype(np.float32), b.astype(np.float32), gt.astype(np.float32)]
+    whole = P.focusnet_stream(frames)
+    tiled = P.focusnet_stream(frames, tile=32)
+    assert tiled.info.get("tiles") == 32
+    np.testing.assert_allclose(tiled.fused, whole.fused, atol=1 / 255)

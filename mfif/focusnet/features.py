@@ -78,18 +78,6 @@ def cell_mean(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (wq, hq), interpolation=cv2.INTER_AREA)  # an integer factor: the 4x4 block mean
 
 
-def max_of_others(x: np.ndarray) -> np.ndarray:
-    """For (N, ...) the per-element maximum over the other N - 1 entries (N = 1: the entry itself)."""
-    n = x.shape[0]
-    if n == 1:
-        return x.copy()
-    first = np.argmax(x, axis=0)
-    top = np.take_along_axis(x, first[None], axis=0)
-    is_first = np.arange(n).reshape((n,) + (1,) * (x.ndim - 1)) == first[None]
-    second = np.where(is_first, -np.inf, x).max(axis=0, keepdims=True)
-    return np.where(is_first, second, top).astype(x.dtype)
-
-
 def grey_of(frame: np.ndarray) -> np.ndarray:
     """(C, H, W) -> (H, W) luminance (:func:`mfif.decision.luminance`'s weights), float32."""
     from mfif.decision import GREY_WEIGHTS
@@ -107,11 +95,39 @@ def frame_cells(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (cell_mean(logs) + _OFFSET) / _SCALE, cell_mean(np.asarray(grey, np.float32))
 
 
+def top_two(values) -> tuple[np.ndarray, np.ndarray]:
+    """Running elementwise largest and second largest of a sequence of equal-shape arrays (one
+    array: the second is -inf)."""
+    top = second = None
+    for v in values:
+        if top is None:
+            top, second = np.array(v, np.float32), np.full(np.shape(v), -np.inf, np.float32)
+        else:
+            second = np.maximum(second, np.minimum(top, v))
+            np.maximum(top, v, out=top)
+    return top, second
+
+
+def other_max(x: np.ndarray, top: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The largest of the *other* frames, from the largest and second largest over all frames."""
+    return np.where(x >= top, second, top)
+
+
+def frame_inputs(cells: np.ndarray, grey_cells: np.ndarray, top: np.ndarray, second: np.ndarray,
+                 grey_mean: np.ndarray) -> np.ndarray:
+    """One frame's network input (7, h, w) from its cells (3, h, w) and grey cells (h, w), the
+    top two cells over all frames and the frames' mean grey cells."""
+    spill = (grey_cells - grey_mean) * _GREY_SCALE
+    return np.concatenate([cells, cells - other_max(cells, top, second), spill[None]]).astype(np.float32)
+
+
 def cross_frame_inputs(cells: np.ndarray, grey_cells: np.ndarray) -> np.ndarray:
     """Every frame's (3, h, w) cells (N, 3, h, w) and grey cells (N, h, w) -> inputs (N, 7, h, w)."""
-    contrast = cells - max_of_others(cells)
-    spill = (grey_cells - grey_cells.mean(axis=0, keepdims=True)) * _GREY_SCALE
-    return np.concatenate([cells, contrast, spill[:, None]], axis=1).astype(np.float32)
+    if len(cells) == 1:
+        return np.stack([frame_inputs(cells[0], grey_cells[0], cells[0], cells[0], grey_cells[0])])
+    top, second = top_two(cells)
+    mean = grey_cells.mean(axis=0)
+    return np.stack([frame_inputs(c, g, top, second, mean) for c, g in zip(cells, grey_cells)])
 
 
 def stack_features(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

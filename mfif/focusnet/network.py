@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from mfif.errors import WeightsError
-from mfif.focusnet.features import BASE_RADII, CELL, N_INPUTS
+from mfif.focusnet.features import BASE_RADII, CELL, N_INPUTS, other_max, top_two
 
 FORMAT = "mfif-focusnet/1"
 WIDTH = 16
@@ -43,7 +43,6 @@ LAYERS = (("conv1", N_INPUTS, WIDTH, 1), ("conv2", WIDTH, WIDTH, 2), ("conv3", 2
 EXCHANGE_BEFORE = "conv3"
 NET_REACH_CELLS = sum(d for *_, d in LAYERS)  # 8 cells
 BETA_INIT = 6.0
-KEEP_TRUNK_BYTES = 64 << 20
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
@@ -125,34 +124,22 @@ def trunk(inputs: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
     return _run(np.asarray(inputs, np.float32), weights, LAYERS[:_SPLIT])
 
 
-def top_two(values) -> tuple[np.ndarray, np.ndarray]:
-    """Running elementwise largest and second largest of a sequence of equal-shape arrays."""
-    top = second = None
-    for v in values:
-        if top is None:
-            top, second = v.copy(), np.full_like(v, -np.inf)
-        else:
-            second = np.maximum(second, np.minimum(top, v))
-            np.maximum(top, v, out=top)
-    return top, second
-
-
 def head(h: np.ndarray, top: np.ndarray, second: np.ndarray, weights: FocusNetWeights) -> np.ndarray:
     """The layers from the exchange on, for one frame's trunk output (1, 16, h, w), given the
     elementwise largest and second largest trunk output over all frames -> (correction, three
     scale votes) (4, h, w)."""
-    other = np.where(h >= top, second, top)  # the largest of the other frames
+    other = other_max(h, top, second)
     return _run(np.concatenate([h, h - other], axis=1), weights, LAYERS[_SPLIT:])[0]
 
 
 def correction(inputs: np.ndarray, weights: FocusNetWeights) -> tuple[np.ndarray, np.ndarray]:
     """The network on the cell features of all frames (N, 7, h, w) -> (corrections (N, h, w),
     scale mixing weights (3, h, w), shared by the frames), float32; one frame in the network at a
-    time (the trunk runs twice: for the exchange's running maxima, then for the head) unless all
-    trunk outputs fit in :data:`KEEP_TRUNK_BYTES`."""
+    time (the trunk runs twice: for the exchange's running maxima, then for the head; kept for a
+    pair)."""
     inputs = np.asarray(inputs, np.float32)
     n = inputs.shape[0]
-    keep = n == 1 or n * WIDTH * inputs[0, 0].size * 4 <= KEEP_TRUNK_BYTES
+    keep = n <= 2
     kept = [trunk(inputs[i:i + 1], weights) for i in range(n)] if keep else None
     if n == 1:
         top = second = kept[0]

@@ -84,29 +84,54 @@ def _frame_logits(frame: np.ndarray, corr: np.ndarray, mix: np.ndarray, beta: fl
 
 
 def _corrections(frames, weights) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 1: every frame's cell features, then the network -> (corrections (N, h, w), scale
-    mixing weights (3, h, w))."""
-    from mfif.focusnet.features import cross_frame_inputs, frame_cells, grey_of
-    from mfif.focusnet.network import correction
+    """Pass 1: the cell features and the network -> (corrections (N, h, w), scale mixing weights
+    (3, h, w)). A pair: both frames' features at once. More frames: running maxima only, so the
+    memory does not grow with N (beyond the N small correction maps): three reads per frame (the
+    cell features' top two and mean; the trunk's top two; the head)."""
+    from mfif.focusnet.features import frame_cells, frame_inputs, grey_of, top_two
+    from mfif.focusnet.network import correction, head, softmax0, trunk
 
-    cells, greys = [], []
-    for i in range(len(frames)):
+    n = len(frames)
+    if n <= 2:
+        from mfif.focusnet.features import cross_frame_inputs
+
+        parts = [frame_cells(grey_of(frames[i])) for i in range(n)]
+        return correction(cross_frame_inputs(np.stack([c for c, _ in parts]), np.stack([g for _, g in parts])),
+                          weights)
+    grey_sum = None
+
+    def cells_of(i):
+        nonlocal grey_sum
         c, g = frame_cells(grey_of(frames[i]))
-        cells.append(c)
-        greys.append(g)
-    return correction(cross_frame_inputs(np.stack(cells), np.stack(greys)), weights)
+        grey_sum = g.copy() if grey_sum is None else grey_sum + g
+        return c
+
+    top, second = top_two(cells_of(i) for i in range(n))
+    grey_mean = grey_sum / n
+
+    def inputs_of(i):
+        c, g = frame_cells(grey_of(frames[i]))
+        return frame_inputs(c, g, top, second, grey_mean)[None]
+
+    h_top, h_second = top_two(trunk(inputs_of(i), weights) for i in range(n))
+    corr, votes = [], 0.0
+    for i in range(n):
+        out = head(trunk(inputs_of(i), weights), h_top, h_second, weights)
+        corr.append(out[0])
+        votes = votes + out[1:]
+    return np.stack(corr), softmax0(votes / n)
 
 
 def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int | None = None,
                     keep_weights: bool = False) -> FusionResult:
-    """Fuse ``frames`` (``len`` and ``frames[i]`` -> (C, H, W) float32 in [0, 1], N >= 2), reading
-    each frame three times: the cell features and the network (small maps, N of them), the
-    log-sum-exp of the logits per pixel, then the weights and the pyramid blend. Memory: a few
-    (H, W) maps and the blend's pyramids, whatever N (``keep_weights``, or ``frames`` an ndarray:
-    also the N logit/weight maps, and the frames are not read a third time).
+    """Fuse ``frames`` (``len`` and ``frames[i]`` -> (C, H, W) float32 in [0, 1], N >= 2): the cell
+    features and the network (:func:`_corrections`; N small correction maps kept), the log-sum-exp
+    of the logits per pixel, then the weights and the pyramid blend. Memory: a few (H, W) maps and
+    the blend's pyramids, whatever N (``keep_weights``: also the N weight maps; a pair in memory:
+    its two logit maps).
 
     ``tile``: frames larger than ``tile`` x ``tile`` pixels are stacked in memory and fused tile by
-    tile (:func:`mfif.tiling.tiled_fusion` with :func:`focusnet_tile_plan`), in tiles of at least
+    tile (:func:`mfif.tiling.tiled_with_plan` with :func:`focusnet_tile_plan`), in tiles of at least
     :data:`MIN_TILE` (the halo is about 250 px: smaller tiles would mostly compute halo).
 
     Returns:
@@ -125,18 +150,17 @@ def focusnet_stream(frames, options: FocusNetOptions | None = None, *, tile: int
         raise InputError(f"focusnet: frames must be (C, H, W), got shape {first.shape}")
     _, h, w = first.shape
     if tile and h * w > max(tile, MIN_TILE) ** 2:
-        from mfif.methods import get_method
-        from mfif.tiling import tiled_fusion
+        from mfif.tiling import tiled_with_plan
 
         stack = np.stack([np.asarray(frames[i], np.float32) for i in range(n)])
-        return tiled_fusion(stack, get_method("focusnet"), o, tile=max(tile, MIN_TILE))
+        return tiled_with_plan(stack, focusnet_tile_plan(o, stack.shape), focusnet_fusion, tile=max(tile, MIN_TILE))
     del first
     weights = load_focusnet_weights(o.weights)
     corr, mix_cells = _corrections(frames, weights)
     mix = np.stack([upsample_cells(m, h, w) for m in mix_cells])
     best = total = decision = None
-    # frames already in memory: keep the logits (a third of the frames' size) instead of a third read
-    kept_logits = [] if isinstance(frames, np.ndarray) else None
+    # a pair in memory: keep the logits instead of a third read
+    kept_logits = [] if isinstance(frames, np.ndarray) and n == 2 else None
     for i in range(n):  # pass 2: log-sum-exp of the logits, online (largest logit, sum of exp(l - largest))
         logits = _frame_logits(frames[i], corr[i], mix, weights.beta)
         if kept_logits is not None:
