@@ -139,6 +139,10 @@ _SPECS = (
                "mfif.models.ba.pipeline", "ba_fusion", "BAOptions", kind="learned",
                weights=("ba_initial.safetensors", "ba_boundary.safetensors"), tile_plan="mfif.models.ba.tile_plan:ba_tile_plan",
                order_independent=True),
+    MethodSpec("focusnet", "ours: multi-scale focus measures, small learned weight refinement (N-frame, no torch), pyramid blend",
+               "mfif.focusnet.pipeline", "focusnet_fusion", "FocusNetOptions", kind="learned",
+               weights=("focusnet.safetensors",), stream="focusnet_stream", stream_tile=True, tile_plan="focusnet_tile_plan",
+               order_independent=True),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}

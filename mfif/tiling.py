@@ -222,6 +222,15 @@ def tiled_fusion(stack: np.ndarray, spec: "MethodSpec", options, *, tile: int = 
                         info=info)
 
 
+def tiled_with_plan(stack: np.ndarray, plan: TilePlan, function: Callable, *, tile: int = 1024,
+                    overlap: int = 32) -> FusionResult:
+    """:func:`tiled_fusion` for a method that holds its own plan and function (its running form
+    tiling a large stack without the method table)."""
+    fused, decision, info = _tiled_once(stack, plan, function, tile, overlap)
+    return FusionResult(fused=np.clip(fused, 0.0, 1.0), decision=None if decision is None else decision.astype(np.int64),
+                        info=info)
+
+
 def local_tiles(h: int, w: int, halo: int, tile: int = 1024):
     """Tiles for a *local* per-frame operation with receptive field <= ``halo``: yields
     ``(core, ext, inner)`` slice pairs (rows, cols): the core in image coordinates, the extended

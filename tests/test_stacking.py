@@ -28,7 +28,7 @@ def band_stack(n=5, h=72, w=100, channels=3, seed=0):
 
 
 def test_streaming_methods_are_declared():
-    assert set(STREAMING) == {"average", "gff", "sml", "dwt", "laplacian", "dct-cv"}
+    assert set(STREAMING) == {"average", "gff", "sml", "dwt", "laplacian", "dct-cv", "focusnet"}
 
 
 @pytest.mark.parametrize("method", STREAMING)

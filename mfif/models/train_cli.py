@@ -15,6 +15,7 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "hf-reg": ("mfif.models.hourglass.trainer", "Guerrero Pena et al. 2019 hourglass HF-Reg (image regression, NPS/L1/MSE)"),
     "ifcnn": ("mfif.models.ifcnn.trainer", "Zhang et al. 2020 IFCNN (two phases: MSE, then BN frozen + SSIM/gradient loss)"),
     "ba": ("mfif.models.ba.trainer", "Ma et al. 2019 boundary-aware ResNet, --net initial | boundary"),
+    "focusnet": ("mfif.focusnet.trainer", "ours: multi-scale focus measures + small refinement net, pyramid blend"),
 }
 
 

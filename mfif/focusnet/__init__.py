@@ -1,0 +1,1 @@
+"""focusnet: our fusion method (multi-scale focus measures, a small learned refinement, pyramid blend); see pipeline.py."""
