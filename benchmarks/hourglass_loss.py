@@ -10,7 +10,7 @@ For every ``LABEL=FILE``:
 - dev set (the first ``--limit`` pairs of ``DEVSET/pairs`` by name, ``mfif synth --devset``, BSDS500
   test): mean PSNR_GT and SSIM_GT of the regression and of the regression + Near (paper Eq. 6),
   and the commutativity error (mean squared difference between the regressions f(A, B) and f(B, A));
-- validation (the trainer's fixed BSDS500 *val* pairs, :func:`mfif.models.hourglass.trainer.validation_pairs`,
+- validation (fixed BSDS500 *val* pairs of the ``hourglass`` recipe, :func:`mfif.models.hourglass.trainer.validation_pairs`,
   seed 1234): the trainer's own validation numbers (PSNR, PSNR after Near, mean abs error,
   commutativity MSE), recomputed from the file (fp16 weights, so they can differ in the last digit
   from the numbers the training run logged with fp32 weights).
@@ -68,12 +68,13 @@ def evaluate_dev(weights: str, items) -> list[dict]:
 
 def evaluate_val(weights: str, count: int) -> dict:
     from mfif.models.hourglass.network import build_hourglass
-    from mfif.models.hourglass.trainer import HourglassTrainConfig, validate, validation_pairs
+    from mfif.models.hourglass.trainer import HourglassTrainConfig, photo_sources, validate, validation_pairs
 
     import torch
 
     net = build_hourglass("reg", weights)
-    pairs = validation_pairs(HourglassTrainConfig(variant="reg").resolved().train_root, count)
+    # the first wave's validation data (Gaussian pairs of the hourglass recipe, BSDS500 val)
+    pairs = validation_pairs(photo_sources(HourglassTrainConfig().resolved().train_root)[1], "hourglass", count)
     return validate(HourglassTrainConfig(variant="reg"), net, pairs, torch.device("cpu"))
 
 

@@ -32,8 +32,8 @@ def test_every_trainer_has_the_same_resume_and_quiet_flags(name, tmp_path):
 
 
 def test_flags_are_typed_from_the_dataclass_fields():
-    args = _parse("hf-reg", "--residual", "yes", "--sigma", "1", "2.5", "--loss", "l1", "--init-weights", "w")
-    assert args.residual is True and args.sigma == [1.0, 2.5] and args.loss == "l1" and args.init_weights == "w"
+    args = _parse("hf-reg", "--residual", "yes", "--crop-area", "0.1", "0.5", "--loss", "l1", "--init-weights", "w")
+    assert args.residual is True and args.crop_area == [0.1, 0.5] and args.loss == "l1" and args.init_weights == "w"
     assert _parse("cnn", "--lr", "0.01", "--pairs", "none").pairs is None  # int | None
     assert _parse("ifcnn").out is None and _parse("ifcnn", "--jitter", "0.1").jitter == 0.1
     with pytest.raises(SystemExit):  # not an int: argparse's usage error

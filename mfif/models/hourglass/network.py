@@ -138,7 +138,8 @@ class HourglassNet(nn.Module):
         return self.config.variant
 
     def reset_parameters(self) -> None:
-        """Xavier-normal conv weights (paper Sec. V), zero biases, unit BatchNorm."""
+        """Xavier-normal conv weights (paper Sec. V), zero biases, unit BatchNorm; the residual
+        HF-Reg's head starts at zero (its output starts at the average of the sources)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_normal_(m.weight)
@@ -147,6 +148,9 @@ class HourglassNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.config.residual:  # a fresh residual HF-Reg returns the sources' average exactly
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:

@@ -1,5 +1,5 @@
-"""Training HF-Seg and HF-Reg (Guerrero Peña et al. 2019, Sec. IV-A/C and V): losses, synthetic
-pairs, one plain training loop.
+"""Training HF-Seg and HF-Reg (Guerrero Peña et al. 2019, Sec. IV-A/C and V) on :mod:`mfif.synth`
+data, with the one training loop :func:`mfif.models.training.fit`.
 
 Losses (paper Eqs. 3-5):
 
@@ -14,25 +14,35 @@ Losses (paper Eqs. 3-5):
   tanh(alpha |d| / 2)`` with alpha = 6 (Eq. 5), or L1 / MSE for the paper's comparison (Sec. V-C:
   only the dissimilarity changes; the range terms stay unless ``range_terms=False``).
 
-Data (Sec. IV-A, Eq. 1), made on the fly by :class:`HourglassPairs`: a sharp photo y and one of its
-label maps (BSDS500 *train* human segmentations, COCO128 instance masks with the background as a
-segment); a random non-empty proper subset of the segments is the focus map g (1 = A sharp); the
-whole photo is blurred with a Gaussian of sigma ~ U(1, 5) (kernel cut at 3 sigma, reflected
-borders) and A = g y + (1 - g) blur(y), B = (1 - g) y + g blur(y), GT = y. Crops: a random square
-of ``crop`` pixels (blurred with a 16-pixel margin of real context, then cut), random horizontal
-and vertical mirroring. Every batch holds each pair and its reverse (B, A) (focus map inverted for
-HF-Seg; the same GT for HF-Reg): the paper's commutative training protocol. Batch ``k`` is a pure
-function of (seed, k), so a resumed run sees the same data as an uninterrupted one.
+Data: pairs of an :mod:`mfif.synth` recipe (:class:`RecipePairs`), made on the fly
+(:class:`mfif.synth.datasets.PairDataset`, item ``step * pairs + j`` of the run's seed: a resumed
+run sees the same data as an uninterrupted one) or read from a ``mfif synth --prerender`` folder
+(``prerendered``; a random ``crop`` square of each stored sample, drawn from (seed, step)):
 
-Validation: fixed full-size pairs from the BSDS500 *val* photos (first annotator's segmentation,
-seeded subset and sigma); never the BSDS500 test split (the dev evaluation set).
+- ``thinlens`` (default): depth-layer scenes through a thin lens (disk PSF growing with the depth
+  distance, occlusion-aware spill, camera noise, JPEG, exposure / white-balance differences, a
+  sub-pixel shift); ``crop_area`` keeps the crop near the photo's own scale. HF-Seg learns the
+  focus map of frame A (1 where A has the smaller blur); HF-Reg the all-in-focus GT.
+- ``hourglass``: the first wave's data through :func:`mfif.synth.recipes.make_hourglass` (the
+  paper's Eq. 1: a random subset of segments sharp, the rest one Gaussian blur, sigma ~ U(1, 5)).
 
-This module writes its own minimal generator (about 60 lines) following SPEC rather than the
-``mfif.synth`` engine, which was still being written when these networks were trained.
+Photos: BSDS500 *train* + COCO128 + alpha matting for training, BSDS500 *val* for validation
+(:func:`photo_sources`); BSDS500 *test* (the dev set's source) is never read.
+
+``commutative=True`` (the paper's protocol, Sec. IV-D): every batch holds each pair and its
+reverse (B, A), the focus map inverted for HF-Seg and the same GT for HF-Reg.
+
+BatchNorm statistics: with few steps at a high learning rate the running mean/variance lag behind
+the weights, and an eval-mode net can then leave the range it was trained for (the first wave's
+hf-reg shifted colours by up to 0.1 on saturated regions and fell 15 dB below the plain average).
+Before each validation and before export the statistics are re-estimated with the current weights
+on ``bn_batches`` fixed training batches (:func:`recalibrate_batchnorm`, a cumulative average).
+
+Validation: ``val_count`` fixed full-size pairs of the same recipe from the BSDS500 *val* photos.
 
 Example (a tiny run)::
 
-    mfif train hf-seg --steps 20 --crop 64 --batch 2 --out runs/tiny
+    mfif train hf-seg --steps 20 --crop 64 --pairs 2 --out runs/tiny
 """
 from __future__ import annotations
 
@@ -41,21 +51,22 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mfif.errors import InputError
-from mfif.models.training import (CHECKPOINT, add_dataclass_flags, add_run_flags, atomic_save,
-                                  check_resume_config, default_data_root, load_checkpoint, resume_path)
+from mfif.models.training import (CHECKPOINT, PRECISIONS, RunConfig, add_dataclass_flags, add_run_flags, atomic_save,
+                                  check_resume_config, dataclass_from_args, default_data_root, fit, load_checkpoint,
+                                  resume_path)
 
 # torch is imported inside the functions: ``mfif`` builds every subcommand's flags at start-up
 # (:func:`add_arguments`), and ``mfif list`` / classical methods must not pay for importing torch.
 
 LOSSES = {"seg": ("bce",), "reg": ("nps", "l1", "mse")}
-MARGIN = 16  # context pixels around a crop when blurring (3 sigma of sigma = 5 is 15)
+DATA_RECIPES = ("thinlens", "hourglass")
+CALIBRATION_STEP = 2**30  # BatchNorm calibration batches: far beyond any training step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,144 +118,144 @@ def seg_bce_loss(logits: torch.Tensor, focus_a: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# synthetic pairs
+# data
 
 
-def make_pair(photo: np.ndarray, focus_a: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 1: (H, W, 3) sharp photo, (H, W) focus map of A, Gaussian sigma -> A, B (H, W, 3) float32."""
-    k = 2 * int(math.ceil(3 * sigma)) + 1
-    blurred = cv2.GaussianBlur(photo, (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
-    g = focus_a[..., None].astype(np.float32)
-    a = g * photo + (1.0 - g) * blurred
-    b = (1.0 - g) * photo + g * blurred
-    return a.astype(np.float32), b.astype(np.float32)
+def photo_sources(train_root: str | os.PathLike):
+    """(train, val) :class:`mfif.synth.sources.PhotoSource`: every photo under ``train_root``
+    (BSDS500 train, COCO128, alpha matting) but the BSDS500 *val* split, which is validation."""
+    from mfif.synth.sources import PhotoSource
 
-
-def random_focus_map(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random proper subset of the segments of ``labels`` (H, W) -> focus map (H, W) float32.
-    With a single segment the map is all ones or all zeros (one source sharp everywhere)."""
-    ids = np.unique(labels)
-    if ids.size < 2:
-        return np.full(labels.shape, float(rng.random() < 0.5), np.float32)
-    size = int(rng.integers(1, ids.size))
-    chosen = rng.choice(ids, size=size, replace=False)
-    return np.isin(labels, chosen).astype(np.float32)
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{path}: cannot read image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _read_labels(path: Path) -> np.ndarray:
-    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if lab is None:
-        raise InputError(f"{path}: cannot read label map")
-    return lab if lab.ndim == 2 else lab[..., 0]
-
-
-def scan_training_photos(train_root: str | os.PathLike, split: str = "train") -> list[tuple[Path, list[Path]]]:
-    """(photo, label maps) from ``<root>/bsds500`` (given split) and, for ``split="train"``,
-    ``<root>/coco128-seg`` (instance masks). Photos without a label map are skipped."""
     root = Path(train_root)
-    items: list[tuple[Path, list[Path]]] = []
-    bsds = root / "bsds500"
-    for img in sorted((bsds / "images" / split).glob("*.jpg")):
-        segs = sorted((bsds / "segmentations" / split).glob(f"{img.stem}_*.png"))
-        if segs:
-            items.append((img, segs))
-    coco = root / "coco128-seg"
-    if split == "train":
-        for img in sorted((coco / "images").glob("*.jpg")):
-            mask = coco / "instance_masks" / f"{img.stem}.png"
-            if mask.is_file():
-                items.append((img, [mask]))
-    if not items:
-        raise InputError(f"{root}: no BSDS500 '{split}' photos with segmentations (or COCO128 masks) found")
-    return items
+    if not root.is_dir():
+        raise InputError(f"{root}: training photo folder not found")
+    full = PhotoSource.from_folder(root)  # BSDS500 test is never scanned (held out for the dev set)
+    val = [i for i, e in enumerate(full.entries) if e.collection == "bsds500" and e.image.parent.name == "val"]
+    train = [i for i in range(len(full)) if i not in set(val)]
+    if not train or not val:
+        raise InputError(f"{root}: need BSDS500 'train' and 'val' photos (bsds500/images/{{train,val}})")
+    return full.subset(train), full.subset(val)
 
 
-class HourglassPairs:
-    """On-the-fly synthetic training batches (see the module docstring).
+def make_recipe(name: str, size: int | None, crop_area: tuple[float, float] = (0.08, 0.3)):
+    """The :mod:`mfif.synth` recipe ``name`` making ``size`` squares (None: whole photos, no augmentation
+    but the camera effects of ``thinlens``)."""
+    from dataclasses import replace
+
+    from mfif.synth import recipes as R
+    from mfif.synth.augment import Augment
+
+    if name == "thinlens":
+        recipe = R.ThinLensRecipe(size=size, crop_scale=tuple(crop_area))
+        return recipe if size is not None else replace(recipe, augment=replace(
+            recipe.augment, hflip=False, vflip=False, rot90=False, brightness=0.0, contrast=0.0, saturation=0.0))
+    if name == "hourglass":
+        return R.HourglassRecipe(size=size) if size is not None else R.HourglassRecipe(size=None, augment=Augment())
+    raise InputError(f"unknown training data recipe {name!r}; choose one of {', '.join(DATA_RECIPES)}")
+
+
+def _both_orders(a, b, focus, gt, commutative: bool) -> dict:
+    """Tensors A, B (P, 3, S, S), focus of A (P, S, S), GT -> the batch dict; with ``commutative``
+    the P pairs are followed by their reverses (focus inverted, the same GT)."""
+    import torch
+
+    x = torch.cat([a, b], 1)
+    if not commutative:
+        return {"x": x, "focus": focus, "gt": gt}
+    return {"x": torch.cat([x, torch.cat([b, a], 1)]), "focus": torch.cat([focus, 1.0 - focus]),
+            "gt": torch.cat([gt, gt])}
+
+
+class RecipePairs:
+    """Training batches of one recipe: on the fly or from a pre-rendered folder.
 
     Args:
-        items: (photo, label maps) from :func:`scan_training_photos`.
-        crop: square crop side.
-        sigma: (low, high) of the uniform Gaussian sigma.
+        source: training :class:`PhotoSource` (on the fly) or None with ``prerendered``.
+        recipe: recipe name (:data:`DATA_RECIPES`).
+        crop: square side of the training samples.
+        seed: fixes every batch (batch ``k`` = f(seed, k)).
+        prerendered: a ``mfif synth --prerender`` folder (its samples at least ``crop`` square).
     """
 
-    def __init__(self, items, crop: int = 128, sigma: tuple[float, float] = (1.0, 5.0)):
-        self.items = list(items)
-        self.crop = int(crop)
-        self.sigma = sigma
-        self._photos: dict[Path, np.ndarray] = {}
+    def __init__(self, source, recipe: str = "thinlens", crop: int = 128, seed: int = 0, *,
+                 prerendered: str = "", crop_area: tuple[float, float] = (0.08, 0.3)):
+        self.crop, self.seed = int(crop), int(seed)
+        if prerendered:
+            from mfif.synth.prerender import PrerenderedPairs
 
-    def photo(self, path: Path) -> np.ndarray:
-        img = self._photos.get(path)
-        if img is None:
-            img = _read_rgb(path)
-            self._photos[path] = img  # uint8: ~200 MB for BSDS500 train + COCO128
-        return img
+            self.data = PrerenderedPairs(prerendered, as_uint8=True)
+            side = int(self.data.meta["shapes"]["gt"][-1])
+            if side < self.crop:
+                raise InputError(f"{prerendered}: samples are {side} px, smaller than the {self.crop} px crop")
+            self.prerendered = True
+        else:
+            from mfif.synth.datasets import PairDataset
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        """One pair: A, B, GT (3, c, c) float32 and the focus map of A (c, c)."""
-        path, segs = self.items[int(rng.integers(len(self.items)))]
-        img = self.photo(path)
-        labels = _read_labels(segs[int(rng.integers(len(segs)))])
-        h, w = labels.shape
-        c = self.crop
-        side = min(c + 2 * MARGIN, h, w)
-        if side < c:
-            scale = c / min(h, w)
-            img = cv2.resize(img, (math.ceil(w * scale), math.ceil(h * scale)), interpolation=cv2.INTER_AREA)
-            labels = cv2.resize(labels, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
-            h, w = labels.shape
-            side = min(c + 2 * MARGIN, h, w)
-        focus = random_focus_map(labels, rng)
-        y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        photo = img[y0:y0 + side, x0:x0 + side].astype(np.float32) / 255.0
-        focus = focus[y0:y0 + side, x0:x0 + side]
-        sigma = float(rng.uniform(*self.sigma))
-        a, b = make_pair(photo, focus, sigma)
-        m0 = (side - c) // 2
-        cut = (slice(m0, m0 + c), slice(m0, m0 + c))
-        a, b, gt, focus = a[cut], b[cut], photo[cut], focus[cut]
-        if rng.random() < 0.5:
-            a, b, gt, focus = a[:, ::-1], b[:, ::-1], gt[:, ::-1], focus[:, ::-1]
-        if rng.random() < 0.5:
-            a, b, gt, focus = a[::-1], b[::-1], gt[::-1], focus[::-1]
-        chw = lambda x: np.ascontiguousarray(np.moveaxis(x, -1, 0))  # noqa: E731
-        return chw(a), chw(b), chw(gt), np.ascontiguousarray(focus)
+            self.data = PairDataset(source, make_recipe(recipe, self.crop, crop_area), frames=2,
+                                    length=2**40, seed=self.seed)
+            self.prerendered = False
 
-    def batch(self, seed: int, step: int, pairs: int) -> dict[str, torch.Tensor]:
-        """Batch ``step``: ``pairs`` pairs followed by their reverses -> x (2P, 6, c, c), focus (2P, c, c), gt (2P, 3, c, c)."""
+    def _item(self, index: int, rng: np.random.Generator):
+        """(frames (2, 3, c, c), focus (2, c, c), gt (3, c, c)) float32 tensors of sample ``index``."""
+        if not self.prerendered:
+            item = self.data[index]
+            return item["frames"], item["focus"], item["gt"]
+        item = self.data[index % len(self.data)]
+        s, c = item["gt"].shape[-1], self.crop
+        y0, x0 = (int(v) for v in rng.integers(0, s - c + 1, 2))
+        cut = lambda t: t[..., y0:y0 + c, x0:x0 + c].float().mul_(1.0 / 255.0)  # noqa: E731
+        return cut(item["frames"]), cut(item["focus"]), cut(item["gt"])
+
+    def batch(self, step: int, pairs: int, commutative: bool = True) -> dict:
+        """Batch ``step``: x (P or 2P, 6, c, c), focus of A (.., c, c), gt (.., 3, c, c)."""
         import torch
 
-        rng = np.random.default_rng([int(seed), int(step)])
-        samples = [self.sample(rng) for _ in range(pairs)]
-        a = np.stack([s[0] for s in samples])
-        b = np.stack([s[1] for s in samples])
-        gt = np.stack([s[2] for s in samples])
-        g = np.stack([s[3] for s in samples])
-        x = np.concatenate([np.concatenate([a, b], 1), np.concatenate([b, a], 1)], 0)
-        return {"x": torch.from_numpy(x), "focus": torch.from_numpy(np.concatenate([g, 1.0 - g], 0)),
-                "gt": torch.from_numpy(np.concatenate([gt, gt], 0))}
+        rng = np.random.default_rng([self.seed, int(step), 11])
+        items = [self._item(int(step) * pairs + j, rng) for j in range(pairs)]
+        frames = torch.stack([f for f, _, _ in items])
+        return _both_orders(frames[:, 0], frames[:, 1], torch.stack([m[0] for _, m, _ in items]),
+                            torch.stack([g for _, _, g in items]), commutative)
 
 
-def validation_pairs(train_root: str | os.PathLike, count: int, seed: int = 1234, split: str = "val") -> list[dict]:
-    """Fixed full-size validation pairs from the first ``count`` BSDS500 ``split`` photos (first
-    annotator's segmentation; subset and sigma ~ U(1, 5) drawn from (seed, index))."""
+def validation_pairs(source, recipe: str, count: int, seed: int = 1234) -> list[dict]:
+    """``count`` fixed full-size pairs of ``recipe`` from the photos of ``source`` (validation)."""
+    from mfif.synth.datasets import PairDataset
+
+    if count <= 0:
+        return []
+    data = PairDataset(source, make_recipe(recipe, None), frames=2, length=count, seed=seed)
     out = []
-    for i, (path, segs) in enumerate(scan_training_photos(train_root, split)[:count]):
-        rng = np.random.default_rng([seed, i])
-        photo = _read_rgb(path).astype(np.float32) / 255.0
-        focus = random_focus_map(_read_labels(segs[0]), rng)
-        a, b = make_pair(photo, focus, float(rng.uniform(1.0, 5.0)))
-        chw = lambda x: np.ascontiguousarray(np.moveaxis(x, -1, 0))  # noqa: E731
-        out.append({"name": path.stem, "a": chw(a), "b": chw(b), "gt": chw(photo), "focus": focus})
+    for i in range(min(count, len(data))):
+        s = data.sample(i)
+        out.append({"name": s.info.get("photo", str(i)), "a": s.frames[0], "b": s.frames[1], "gt": s.gt,
+                    "focus": s.focus[0]})
     return out
+
+
+def recalibrate_batchnorm(net, batches) -> int:
+    """Re-estimate every BatchNorm's running mean / variance with the current weights: reset them,
+    run ``batches`` (input tensors) through the net in train mode without gradients, and keep the
+    cumulative average of the batch statistics (``momentum=None``). Returns the number of layers.
+
+    The running statistics of a short, high-learning-rate run are an exponential average over
+    weights that no longer exist; the recalibrated ones belong to the weights that are shipped."""
+    import torch
+
+    layers = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    was, momenta = net.training, [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for x in batches:
+            net(x)
+    for m, mom in zip(layers, momenta):
+        m.momentum = mom
+    net.train(was)
+    return len(layers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,61 +263,62 @@ def validation_pairs(train_root: str | os.PathLike, count: int, seed: int = 1234
 
 
 @dataclass
-class HourglassTrainConfig:
-    """One training run (stored in every checkpoint).
+class HourglassTrainConfig(RunConfig):
+    """One training run (stored in every checkpoint; every field is a ``--flag``).
 
     Attributes:
         variant: ``"seg"`` (HF-Seg) or ``"reg"`` (HF-Reg).
+        out: run folder (``last.pt``, ``best.pt``, ``history.json``, the exported weights).
         loss: ``"bce"`` (seg); ``"nps"``, ``"l1"`` or ``"mse"`` (reg); None = bce / nps.
         alpha: NPS alpha (paper 6).
         range_terms: add the |min| / |max| range terms (HF-Reg, paper Eq. 4).
         base, depth: network width and number of poolings (:class:`HourglassConfig`).
         residual: HF-Reg only: the net adds the mean of the sources to its output (not in the paper).
+        recipe: training data, ``"thinlens"`` or ``"hourglass"`` (the first wave's Gaussian pairs).
+        prerendered: read the training pairs from this ``mfif synth --prerender`` folder instead.
+        crop_area: area share of the photo a ``thinlens`` crop covers before it is resized to
+            ``crop`` (0.08-0.3 of a BSDS500 photo at 128 px: close to the photo's own scale).
         crop: square training crop (paper 400; 128 on CPU).
-        pairs: pairs per batch; each is also fed reversed, so the batch holds 2 * pairs samples.
+        pairs: pairs per batch.
+        commutative: each pair is also fed reversed in the same batch (paper Sec. IV-D).
         steps: optimiser steps; the learning rate follows a cosine from ``lr`` to ``lr * lr_final``.
         lr: Adam learning rate (paper 1e-5 for 1000 epochs; 1e-3 for our short CPU budget).
         lr_final: final fraction of ``lr``.
-        sigma: range of the Gaussian blur sigma (paper U(1, 5)).
-        seed: seeds the weights and every batch (batch k = f(seed, k)).
-        init_weights: start from this weights file (an exported ``hf_<variant>.safetensors``, a ``best.pt``
-            or a ``last.pt``; its architecture must match) instead of the random init; the
-            optimiser and the schedule start afresh (a warm restart). Ignored by ``--resume``.
-        train_root: folder with ``bsds500`` and ``coco128-seg``.
-        val_count: BSDS500 val photos used for validation (0 = no validation).
+        init_weights: start from this weights file (an exported ``hf_<variant>.safetensors``, a
+            ``best.pt`` or a ``last.pt``; its architecture must match) instead of the random init;
+            the optimiser and the schedule start afresh. Ignored by ``--resume``.
+        train_root: folder with ``bsds500``, ``coco128-seg``, ``alphamatting``.
+        val_count: full-size validation pairs (0 = no validation).
         val_every: steps between validations.
-        out: run folder (``last.pt``, ``best.pt``, ``history.json``, the exported weights).
-        checkpoint_minutes: wall minutes between checkpoints.
-        max_minutes: stop (checkpointed, resumable) after this many wall minutes in total (resumed
-            runs count the earlier time); 0 = no limit. Also drives the cosine schedule (see
-            :func:`_lr_at`).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
-        threads: torch CPU threads (0 = torch default).
+        bn_batches: training batches that re-estimate the BatchNorm statistics before each
+            validation and the export (0 = keep the running averages).
+        channels_last: run the net in channels-last memory format (faster convolutions on CPU).
     """
 
     variant: str = "seg"
+    out: str = "runs/hf-seg"
     loss: str | None = None
     alpha: float = 6.0
     range_terms: bool = True
     base: int = 16
     depth: int = 4
     residual: bool = False
+    recipe: str = "thinlens"
+    prerendered: str = ""
+    crop_area: tuple[float, float] = (0.08, 0.3)
     crop: int = 128
     pairs: int = 4
+    commutative: bool = True
     steps: int = 2000
     lr: float = 1e-3
     lr_final: float = 0.02
-    sigma: tuple[float, float] = (1.0, 5.0)
-    seed: int = 0
     init_weights: str = ""
     train_root: str = ""
-    val_count: int = 12
+    val_count: int = 8
     val_every: int = 250
-    out: str = "runs/hf-seg"
+    bn_batches: int = 8
+    channels_last: bool = True
     checkpoint_minutes: float = 3.0
-    max_minutes: float = 0.0
-    device: str = "auto"
-    threads: int = 0
 
     def resolved(self) -> "HourglassTrainConfig":
         if self.variant not in LOSSES:
@@ -314,16 +326,18 @@ class HourglassTrainConfig:
         loss = self.loss or LOSSES[self.variant][0]
         if loss not in LOSSES[self.variant]:
             raise InputError(f"loss {loss!r} is not valid for hf-{self.variant}; choose one of {', '.join(LOSSES[self.variant])}")
-        if self.crop < 16 or self.pairs < 1 or self.steps < 1 or self.lr <= 0:
-            raise InputError(f"invalid training config: crop={self.crop}, pairs={self.pairs}, steps={self.steps}, lr={self.lr}")
-        lo, hi = self.sigma
-        if not 0 < lo <= hi:
-            raise InputError(f"sigma range must satisfy 0 < low <= high, got {self.sigma}")
+        if self.crop < 16 or self.pairs < 1 or self.steps < 1 or self.lr <= 0 or self.bn_batches < 0:
+            raise InputError(f"invalid training config: crop={self.crop}, pairs={self.pairs}, steps={self.steps}, "
+                             f"lr={self.lr}, bn_batches={self.bn_batches}")
+        if self.recipe not in DATA_RECIPES:
+            raise InputError(f"unknown training data recipe {self.recipe!r}; choose one of {', '.join(DATA_RECIPES)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        lo, hi = self.crop_area
+        if not 0 < lo <= hi <= 1:
+            raise InputError(f"crop area must satisfy 0 < low <= high <= 1, got {self.crop_area}")
         d = asdict(self)
-        d["loss"] = loss
-        d["sigma"] = (float(lo), float(hi))
-        if not d["train_root"]:
-            d["train_root"] = str(default_data_root())
+        d.update(loss=loss, crop_area=(float(lo), float(hi)), train_root=self.train_root or str(default_data_root()))
         return HourglassTrainConfig(**d)
 
     def net_config(self):
@@ -332,22 +346,18 @@ class HourglassTrainConfig:
         return HourglassConfig(variant=self.variant, base=self.base, depth=self.depth, residual=self.residual)
 
 
-def _lr_at(cfg: HourglassTrainConfig, step: int, elapsed_s: float = 0.0) -> float:
-    """Cosine from ``lr`` to ``lr * lr_final``. Progress is step / steps or, with ``max_minutes``,
-    the larger of that and the fraction of the wall budget used (so a time-limited run on a busy
-    machine still ends at the low learning rate; its schedule then depends on the speed)."""
-    t = step / max(cfg.steps, 1)
-    if cfg.max_minutes > 0:
-        t = max(t, elapsed_s / (60.0 * cfg.max_minutes))
-    t = min(t, 1.0)
+def lr_at(cfg: HourglassTrainConfig, step: int) -> float:
+    """Cosine from ``lr`` at step 0 to ``lr * lr_final`` at ``steps`` (a function of the step only,
+    so a run stopped by its wall budget and resumed follows the same schedule)."""
+    t = min(step / max(cfg.steps, 1), 1.0)
     return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def compute_loss(cfg: HourglassTrainConfig, net, batch: dict):
     out = net(batch["x"])
     if cfg.variant == "seg":
-        return seg_bce_loss(out, batch["focus"])
-    return regression_loss(out, batch["gt"], cfg.loss, cfg.alpha, cfg.range_terms)
+        return seg_bce_loss(out.float(), batch["focus"])
+    return regression_loss(out.float(), batch["gt"], cfg.loss, cfg.alpha, cfg.range_terms)
 
 
 def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
@@ -356,39 +366,37 @@ def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
 
 
 def validate(cfg: HourglassTrainConfig, net, pairs: list[dict], device) -> dict:
-    """Mean PSNR of the fused image vs GT, mean L1 error, and the commutativity MSE between
-    f(A, B) and f(B, A) over the validation pairs; HF-Reg also reports PSNR after Near."""
-    import torch
-
-    with torch.no_grad():
-        return _validate(cfg, net, pairs, device)
-
-
-def _validate(cfg, net, pairs, device) -> dict:
+    """Mean PSNR of the fused image vs GT (and of the sources' average), mean L1 error, and the
+    commutativity MSE between f(A, B) and f(B, A) over the validation pairs; HF-Reg also reports
+    PSNR after Near and how many pairs fall below the average."""
     import torch
 
     was_training = net.training
     net.eval()
-    psnr, l1, comm, psnr_near = [], [], [], []
-    for p in pairs:
-        a, b = torch.from_numpy(p["a"])[None], torch.from_numpy(p["b"])[None]
-        x = torch.cat([torch.cat([a, b], 1), torch.cat([b, a], 1)], 0).to(device)
-        out = net(x).float().cpu()
-        if cfg.variant == "seg":
-            z_ab = torch.sigmoid(out[0, 0] - out[0, 1]).numpy()
-            z_ba = torch.sigmoid(out[1, 1] - out[1, 0]).numpy()  # weight of A from the reversed pair
-            f_ab = z_ab * p["a"] + (1 - z_ab) * p["b"]
-            f_ba = z_ba * p["a"] + (1 - z_ba) * p["b"]
-        else:
-            f_ab, f_ba = out[0].numpy().clip(0, 1), out[1].numpy().clip(0, 1)
-            d = ((np.stack([p["a"], p["b"]]) - f_ab[None]) ** 2).sum(1)
-            near = np.where((d[0] <= d[1])[None], p["a"], p["b"])
-            psnr_near.append(_psnr(near, p["gt"]))
-        psnr.append(_psnr(f_ab, p["gt"]))
-        l1.append(float(np.abs(f_ab - p["gt"]).mean()))
-        comm.append(float(np.mean((f_ab - f_ba) ** 2)))
+    psnr, l1, comm, psnr_near, psnr_avg = [], [], [], [], []
+    with torch.no_grad():
+        for p in pairs:
+            a, b = torch.from_numpy(p["a"])[None], torch.from_numpy(p["b"])[None]
+            x = torch.cat([torch.cat([a, b], 1), torch.cat([b, a], 1)], 0).to(device)
+            out = net(x).float().cpu()
+            if cfg.variant == "seg":
+                z_ab = torch.sigmoid(out[0, 0] - out[0, 1]).numpy()
+                z_ba = torch.sigmoid(out[1, 1] - out[1, 0]).numpy()  # weight of A from the reversed pair
+                f_ab = z_ab * p["a"] + (1 - z_ab) * p["b"]
+                f_ba = z_ba * p["a"] + (1 - z_ba) * p["b"]
+            else:
+                f_ab, f_ba = out[0].numpy().clip(0, 1), out[1].numpy().clip(0, 1)
+                d = ((np.stack([p["a"], p["b"]]) - f_ab[None]) ** 2).sum(1)
+                near = np.where((d[0] <= d[1])[None], p["a"], p["b"])
+                psnr_near.append(_psnr(near, p["gt"]))
+            psnr.append(_psnr(f_ab, p["gt"]))
+            psnr_avg.append(_psnr(0.5 * (p["a"] + p["b"]), p["gt"]))
+            l1.append(float(np.abs(f_ab - p["gt"]).mean()))
+            comm.append(float(np.mean((f_ab - f_ba) ** 2)))
     net.train(was_training)
-    res = {"psnr": float(np.mean(psnr)), "l1": float(np.mean(l1)), "commutativity_mse": float(np.mean(comm))}
+    res = {"psnr": float(np.mean(psnr)), "psnr_average": float(np.mean(psnr_avg)), "l1": float(np.mean(l1)),
+           "commutativity_mse": float(np.mean(comm)),
+           "below_average": int(sum(p < q for p, q in zip(psnr, psnr_avg)))}
     if psnr_near:
         res["psnr_near"] = float(np.mean(psnr_near))
     return res
@@ -405,113 +413,119 @@ def _load_init_weights(net, cfg: HourglassTrainConfig) -> None:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
-def train(cfg: HourglassTrainConfig, *, resume: bool | str = False, progress: bool = True) -> dict:
+# settings a resumed run may change (budgets, where it runs, how often it reports)
+_RESUMABLE = ("out", "max_minutes", "max_steps", "device", "threads", "steps", "net", "checkpoint_minutes",
+              "val_every", "precision", "channels_last", "prerendered")
+
+
+def train(cfg: HourglassTrainConfig, *, resume: bool | str = False, progress: bool = True, sources=None) -> dict:
     """Run (or resume) one training run; returns a summary dict (also written to ``out/summary.json``).
 
-    Files in ``cfg.out``: ``last.pt`` (model, optimiser, step, config, history; written every
-    ``checkpoint_minutes`` and at the end), ``best.pt`` (best validation PSNR), ``hf_<variant>.safetensors``
-    (fp16 export of the best, or the last model without validation), ``history.json``.
+    Files in ``cfg.out``: ``last.pt`` (model, optimiser, step, config, history: tensors and plain
+    data; every ``checkpoint_minutes`` and at the end), ``best.pt`` (best validation PSNR),
+    ``hf_<variant>.safetensors`` (fp16 export of the best, or the last model without validation),
+    ``history.json``. ``sources``: optional (train, val) photo sources (tests pass small ones).
     """
     import torch
-    from tqdm import tqdm
 
     from mfif.models.device import resolve_device
-    from mfif.models.weights import provenance
     from mfif.models.hourglass.network import HourglassNet, save_hourglass_weights
+    from mfif.models.weights import provenance
 
     cfg = cfg.resolved()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    wall0 = time.time()
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    net = HourglassNet(cfg.net_config()).to(device)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = HourglassNet(cfg.net_config()).to(device).to(memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, history, best, elapsed_before = 0, [], None, 0.0
     ckpt_path = out / CHECKPOINT
     if resume:
         ckpt, loaded_from = load_checkpoint(resume_path(resume, out))
-        check_resume_config(loaded_from, ckpt["config"], asdict(cfg), ignore=(
-            "out", "max_minutes", "device", "threads", "steps", "net", "checkpoint_minutes", "val_every"))
+        check_resume_config(loaded_from, ckpt["config"], asdict(cfg), ignore=_RESUMABLE)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history, best = ckpt["step"], ckpt.get("history", []), ckpt.get("best")
         elapsed_before = ckpt.get("elapsed_s", 0.0)
     elif cfg.init_weights:
         _load_init_weights(net, cfg)
-    data = HourglassPairs(scan_training_photos(cfg.train_root, "train"), cfg.crop, cfg.sigma)
-    val = validation_pairs(cfg.train_root, cfg.val_count) if cfg.val_count > 0 else []
+    train_src, val_src = sources if sources is not None else (
+        (None, photo_sources(cfg.train_root)[1]) if cfg.prerendered else photo_sources(cfg.train_root))
+    data = RecipePairs(train_src, cfg.recipe, cfg.crop, cfg.seed, prerendered=cfg.prerendered, crop_area=cfg.crop_area)
+    val = validation_pairs(val_src, cfg.recipe, cfg.val_count)
+    calibration = [data.batch(CALIBRATION_STEP + k, cfg.pairs, cfg.commutative)["x"] for k in range(cfg.bn_batches)]
 
-    def checkpoint(elapsed: float) -> None:
-        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                      "config": {**asdict(cfg), "net": asdict(cfg.net_config())}, "history": history,
-                      "best": best, "elapsed_s": elapsed}, ckpt_path)
+    def to_device(x):
+        return x.to(device).contiguous(memory_format=fmt)
+
+    def recalibrate():
+        if calibration:
+            recalibrate_batchnorm(net, [to_device(x) for x in calibration])
+
+    t_start = time.time()
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - t_start
+
+    def checkpoint(at_step: int) -> None:
+        atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": at_step,
+                     "config": {**asdict(cfg), "net": asdict(cfg.net_config())}, "history": history,
+                     "best": best, "elapsed_s": elapsed()}, ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
 
-    def export(state_source: str) -> Path:
-        meta = {"config": asdict(cfg), "step": step, "best": best, "wall_s": round(elapsed_before + time.perf_counter() - t0, 1),
-                "source": state_source, "torch": str(torch.__version__), "device": str(device),
-                **provenance(cfg.train_root)}
-        return save_hourglass_weights(net, out / f"hf_{cfg.variant}.safetensors", meta)
+    def run_validation(at_step: int) -> dict:
+        """Recalibrate the BatchNorm statistics, validate, keep ``best.pt``."""
+        nonlocal best
+        recalibrate()  # train-mode steps use batch statistics: the running ones only matter in eval
+        v = validate(cfg, net, val, device)
+        v["wall_s"] = round(elapsed(), 1)
+        if best is None or v["psnr"] > best["psnr"]:
+            best = {"step": at_step, **v}
+            atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
+                         "step": at_step, "val": v}, out / "best.pt")
+        return v
+
+    def step_loss(at_step: int):
+        batch = data.batch(at_step, cfg.pairs, cfg.commutative)
+        return compute_loss(cfg, net, {"x": to_device(batch["x"]), "focus": batch["focus"].to(device),
+                                       "gt": batch["gt"].to(device)})
+
+    def validate_hook(at_step: int):
+        if not val or not (at_step % cfg.val_every == 0 or at_step == cfg.steps):
+            return None
+        v = run_validation(at_step)
+        return {f"val_{k}": x for k, x in v.items()}, ", ".join(f"{k} {x:.5g}" for k, x in v.items())
 
     net.train()
-    t0 = time.perf_counter()
-    last_ckpt = t0
-    run_loss, seen = None, 0
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"hf-{cfg.variant} ({cfg.loss})", unit="step",
-               disable=not progress, dynamic_ncols=True)
-    stopped_early = False
-    while step < cfg.steps:
-        if cfg.max_minutes > 0 and elapsed_before + time.perf_counter() - t0 > 60 * cfg.max_minutes:
-            stopped_early = True
-            break
-        batch = {k: v.to(device) for k, v in data.batch(cfg.seed, step, cfg.pairs).items()}
-        lr = _lr_at(cfg, step, elapsed_before + time.perf_counter() - t0)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = compute_loss(cfg, net, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seen += batch["x"].shape[0]
-        value = float(loss.detach())
-        run_loss = value if run_loss is None else 0.95 * run_loss + 0.05 * value
-        now = time.perf_counter()
-        bar.update(1)
-        bar.set_postfix(loss=f"{run_loss:.4f}", samples_s=f"{seen / max(now - t0, 1e-9):.1f}")
-        record = {"step": step, "loss": value, "lr": lr, "wall_s": round(elapsed_before + now - t0, 1)}
-        if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            v = validate(cfg, net, val, device)
-            record.update({f"val_{k}": x for k, x in v.items()})
-            if best is None or v["psnr"] > best["psnr"]:
-                best = {"step": step, **v}
-                atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
-                              "step": step, "val": v}, out / "best.pt")
-            bar.write(f"step {step}: " + ", ".join(f"{k} {x:.5g}" for k, x in v.items()))
-        history.append(record)
-        if now - last_ckpt > 60 * cfg.checkpoint_minutes:
-            checkpoint(elapsed_before + now - t0)
-            last_ckpt = now
-    bar.close()
-    if val and history and "val_psnr" not in history[-1]:  # stopped between validations
-        v = validate(cfg, net, val, device)
-        history[-1].update({f"val_{k}": x for k, x in v.items()})
-        if best is None or v["psnr"] > best["psnr"]:
-            best = {"step": step, **v}
-            atomic_save({"model": net.state_dict(), "config": {**asdict(cfg), "net": asdict(cfg.net_config())},
-                          "step": step, "val": v}, out / "best.pt")
-    elapsed = elapsed_before + time.perf_counter() - t0
-    checkpoint(elapsed)
+    samples = cfg.pairs * (2 if cfg.commutative else 1)
+    result = fit(net, opt, step_loss, start_step=step, total_steps=cfg.steps, lr_at=lambda s: lr_at(cfg, s),
+                 checkpoint=checkpoint, checkpoint_minutes=cfg.checkpoint_minutes, wall_start=wall0,
+                 max_minutes=cfg.max_minutes, max_steps=cfg.max_steps, validate=validate_hook, history=history,
+                 log_every=10, postfix_every=5, units_per_step=samples, unit_name="samples_s",
+                 desc=f"hf-{cfg.variant} ({cfg.loss}, {cfg.recipe})", progress=progress, precision=cfg.precision)
+    step = result.step
+    if val and not any(r.get("step") == step and "val_psnr" in r for r in history):  # stopped between validations
+        v = run_validation(step)
+        history.append({"step": step, **{f"val_{k}": x for k, x in v.items()}})
+    checkpoint(step)
     if best is not None and (out / "best.pt").is_file():
         net.load_state_dict(load_checkpoint(out / "best.pt")[0]["model"])
-    exported = export("best" if best is not None else "last")
-    summary = {"variant": cfg.variant, "loss": cfg.loss, "steps_done": step, "steps": cfg.steps,
-               "stopped_early": stopped_early, "wall_s": round(elapsed, 1), "best": best, "weights": str(exported),
-               "final_loss_ema": run_loss}
+    else:
+        recalibrate()
+    meta = {"config": asdict(cfg), "step": step, "best": best, "wall_s": round(elapsed(), 1),
+            "source": "best" if best is not None else "last", "torch": str(torch.__version__), "device": str(device),
+            **provenance(cfg.train_root)}
+    exported = save_hourglass_weights(net.to(memory_format=torch.contiguous_format),
+                                      out / f"hf_{cfg.variant}.safetensors", meta)
+    summary = {"variant": cfg.variant, "loss": cfg.loss, "recipe": cfg.recipe, "steps_done": step, "steps": cfg.steps,
+               "stopped_early": result.stopped_early, "wall_s": round(elapsed(), 1),
+               "samples_seen": step * samples, "best": best, "weights": str(exported),
+               "final_loss_ema": result.loss_ema}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -524,16 +538,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """Flags of ``mfif train hf-seg|hf-reg``: one per field of :class:`HourglassTrainConfig`."""
     variant = name.split("-", 1)[-1]
     add_dataclass_flags(parser, HourglassTrainConfig, skip=("variant",), defaults={"out": f"runs/{name}"},
-                        choices={"loss": LOSSES[variant]}, helps={"loss": f"default: {LOSSES[variant][0]}"})
+                        choices={"loss": LOSSES[variant], "recipe": DATA_RECIPES, "precision": PRECISIONS},
+                        helps={"loss": f"default: {LOSSES[variant][0]}"})
     add_run_flags(parser)
     parser.set_defaults(hourglass_name=name)
 
 
 def config_from_args(args) -> HourglassTrainConfig:
     name = getattr(args, "hourglass_name", None) or getattr(args, "net", "hf-seg")
-    values = {f.name: getattr(args, f.name) for f in fields(HourglassTrainConfig) if f.name != "variant"}
-    values["sigma"] = tuple(values["sigma"])
-    return HourglassTrainConfig(variant=name.split("-", 1)[-1], **values)
+    cfg = dataclass_from_args(HourglassTrainConfig, args, variant=name.split("-", 1)[-1])
+    cfg.crop_area = tuple(cfg.crop_area)
+    return cfg
 
 
 def run(args) -> int:
@@ -543,5 +558,6 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["HourglassTrainConfig", "HourglassPairs", "nps", "dissimilarity", "regression_loss", "seg_bce_loss",
-           "make_pair", "random_focus_map", "scan_training_photos", "validation_pairs", "validate", "train", "add_arguments", "run"]
+__all__ = ["HourglassTrainConfig", "RecipePairs", "nps", "dissimilarity", "regression_loss", "seg_bce_loss",
+           "photo_sources", "make_recipe", "validation_pairs", "recalibrate_batchnorm", "validate", "lr_at", "train",
+           "add_arguments", "run"]

@@ -3,6 +3,7 @@ training/resume and weight loading. Fast (a few seconds); nothing here needs ../
 commutativity check of the shipped weights (skipped when they are absent)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from mfif.models.hourglass.pipeline import (HFRegOptions, HFSegOptions, hf_reg_f
 from mfif.methods import get_method
 from mfif.models.hourglass.network import (HourglassConfig, HourglassNet, build_hourglass, default_weights_path,
                                  pad_to_multiple, save_hourglass_weights)
-from mfif.models.hourglass.trainer import (HourglassTrainConfig, compute_loss, dissimilarity, nps, regression_loss,
-                                  scan_training_photos, HourglassPairs, seg_bce_loss, train)
+from mfif.models.hourglass.trainer import (HourglassTrainConfig, RecipePairs, compute_loss, dissimilarity, lr_at, nps,
+                                           photo_sources, recalibrate_batchnorm, regression_loss, seg_bce_loss, train)
 from tests.helpers import complementary_pair, textured_image
 
 
@@ -205,10 +206,11 @@ def _fake_train_root(root: Path) -> Path:
     return root
 
 
-def _tiny_config(root: Path, out: Path, steps: int, variant: str = "seg") -> HourglassTrainConfig:
-    return HourglassTrainConfig(variant=variant, base=4, depth=2, crop=24, pairs=2, steps=steps, lr=5e-3,
-                                lr_final=1.0, seed=3, train_root=str(root), val_count=1, val_every=1000,
-                                out=str(out), checkpoint_minutes=100.0, device="cpu", threads=1)
+def _tiny_config(root: Path, out: Path, steps: int, variant: str = "seg", **kw) -> HourglassTrainConfig:
+    return HourglassTrainConfig(**{**dict(variant=variant, base=4, depth=2, crop=24, pairs=2, steps=steps, lr=5e-3,
+                                          lr_final=1.0, seed=3, train_root=str(root), val_count=1, val_every=1000,
+                                          bn_batches=2, out=str(out), checkpoint_minutes=100.0, device="cpu",
+                                          threads=1), **kw})
 
 
 @pytest.fixture
@@ -220,27 +222,57 @@ def restore_threads():
     torch.set_num_threads(n)
 
 
-def test_pairs_are_reversed_in_the_batch(tmp_path):
-    root = _fake_train_root(tmp_path / "data")
-    data = HourglassPairs(scan_training_photos(root), crop=24)
-    b = data.batch(0, 0, 2)
-    assert b["x"].shape == (4, 6, 24, 24)
+def test_photo_split_keeps_bsds_val_for_validation(tmp_path):
+    train_src, val_src = photo_sources(_fake_train_root(tmp_path / "data"))
+    assert sorted(e.image.stem for e in train_src.entries) == ["0", "1", "2"]
+    assert [e.image.stem for e in val_src.entries] == ["5"]
+
+
+@pytest.mark.parametrize("recipe", ["hourglass", "thinlens"])
+def test_commutative_batches_hold_each_pair_reversed(tmp_path, recipe):
+    """The paper's protocol (Sec. IV-D): every pair also reversed, focus map of A inverted, same GT."""
+    train_src, _ = photo_sources(_fake_train_root(tmp_path / "data"))
+    data = RecipePairs(train_src, recipe, crop=24, seed=0)
+    b = data.batch(0, 2)
+    assert b["x"].shape == (4, 6, 24, 24) and b["focus"].shape == (4, 24, 24) and b["gt"].shape == (4, 3, 24, 24)
     assert torch.equal(b["x"][2:, :3], b["x"][:2, 3:]) and torch.equal(b["x"][2:, 3:], b["x"][:2, :3])
     assert torch.allclose(b["focus"][2:], 1 - b["focus"][:2])
     assert torch.equal(b["gt"][2:], b["gt"][:2])
-    # where the focus map says "A sharp", A equals the ground truth
-    sharp = b["focus"][0] > 0.5
-    assert torch.allclose(b["x"][0, :3][:, sharp], b["gt"][0][:, sharp], atol=1e-6)
-    assert torch.equal(data.batch(0, 7, 2)["x"], data.batch(0, 7, 2)["x"])  # batch k = f(seed, k)
+    assert torch.equal(data.batch(7, 2)["x"], RecipePairs(train_src, recipe, crop=24, seed=0).batch(7, 2)["x"])
+    one_way = data.batch(0, 2, commutative=False)
+    assert one_way["x"].shape == (2, 6, 24, 24) and torch.equal(one_way["x"], b["x"][:2])
+    if recipe == "hourglass":  # hard masks: where the focus map says "A sharp", A equals the ground truth
+        sharp = b["focus"][0] > 0.5
+        assert sharp.any() and torch.allclose(b["x"][0, :3][:, sharp], b["gt"][0][:, sharp], atol=1e-6)
+
+
+def test_prerendered_pairs_are_cropped_from_the_stored_samples(tmp_path):
+    from mfif.synth.prerender import prerender
+
+    from mfif.synth.recipes import HourglassRecipe
+
+    prerender(str(_fake_train_root(tmp_path / "data")), HourglassRecipe(size=32), 3, tmp_path / "pre", seed=0, workers=1, progress=False)
+    data = RecipePairs(None, crop=24, seed=0, prerendered=str(tmp_path / "pre"))
+    b = data.batch(0, 2)
+    assert b["x"].shape == (4, 6, 24, 24) and float(b["x"].max()) <= 1.0
+    assert torch.equal(b["x"][2:, :3], b["x"][:2, 3:])
+    with pytest.raises(InputError, match="smaller than"):
+        RecipePairs(None, crop=40, prerendered=str(tmp_path / "pre"))
+
+
+def test_cosine_schedule_depends_on_the_step_only():
+    cfg = HourglassTrainConfig(lr=1e-3, lr_final=0.1, steps=100)
+    assert lr_at(cfg, 0) == pytest.approx(1e-3) and lr_at(cfg, 100) == pytest.approx(1e-4)
+    assert lr_at(cfg, 50) == pytest.approx(1e-4 + 0.5 * 9e-4) and lr_at(cfg, 500) == pytest.approx(1e-4)
 
 
 @pytest.mark.parametrize("variant", ["seg", "reg"])
 def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_threads):
     root = _fake_train_root(tmp_path / "data")
     cfg = _tiny_config(root, tmp_path / "full", 12, variant)
-    fixed = HourglassPairs(scan_training_photos(root), crop=24).batch(99, 0, 2)
+    fixed = RecipePairs(photo_sources(root)[0], "thinlens", crop=24, seed=99).batch(0, 2)
 
-    def loss_of(path):  # batch statistics (train-mode BN): 12 steps do not settle the running stats
+    def loss_of(path):  # batch statistics (train-mode BN)
         net = build_hourglass(variant, path).train()
         with torch.no_grad():
             return float(compute_loss(cfg.resolved(), net, fixed))
@@ -249,18 +281,30 @@ def test_tiny_training_decreases_loss_and_resumes(tmp_path, variant, restore_thr
     init = HourglassNet(cfg.resolved().net_config())
     save_hourglass_weights(init, tmp_path / "init.pt", half=False)
     summary = train(cfg, progress=False)
-    assert summary["steps_done"] == 12
+    assert summary["steps_done"] == 12 and summary["samples_seen"] == 12 * 4
     assert loss_of(tmp_path / "full" / f"hf_{variant}.safetensors") < loss_of(tmp_path / "init.pt")
+    assert "val_psnr" in json.loads((tmp_path / "full" / "history.json").read_text())[-1]
 
-    # interrupted after 7 steps, resumed to 12: the same weights as the uninterrupted run
-    part = _tiny_config(root, tmp_path / "part", 7, variant)
-    train(part, progress=False)
+    # stopped after 7 steps (max_steps, resumable), resumed to 12: the same weights as the uninterrupted run
+    part = train(_tiny_config(root, tmp_path / "part", 12, variant, max_steps=7), progress=False)
+    assert part["steps_done"] == 7 and part["stopped_early"]
     resumed = train(_tiny_config(root, tmp_path / "part", 12, variant), resume=True, progress=False)
     assert resumed["steps_done"] == 12
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "part" / "last.pt", weights_only=True)["model"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    with pytest.raises(InputError, match="different settings"):  # another recipe cannot resume this run
+        train(_tiny_config(root, tmp_path / "part", 14, variant, recipe="hourglass"), resume=True, progress=False)
+
+
+def test_bf16_channels_last_training_runs(tmp_path, restore_threads):
+    root = _fake_train_root(tmp_path / "data")
+    summary = train(_tiny_config(root, tmp_path / "bf16", 2, "reg", residual=True, precision="bf16",
+                                 channels_last=True, commutative=False), progress=False)
+    assert summary["steps_done"] == 2 and summary["samples_seen"] == 2 * 2
+    net = build_hourglass("reg", tmp_path / "bf16" / "hf_reg.safetensors")
+    assert net.config.residual and next(net.parameters()).dtype == torch.float32
 
 
 def test_training_starts_from_init_weights(tmp_path, restore_threads):
@@ -277,6 +321,39 @@ def test_training_starts_from_init_weights(tmp_path, restore_threads):
     cfg.base, cfg.out = 8, str(tmp_path / "other")  # another architecture is refused
     with pytest.raises(InputError, match="holds the net"):
         train(cfg, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# the hf-reg fix: recalibrated BatchNorm statistics, a residual net that starts at the average
+
+
+def test_recalibrated_batchnorm_holds_the_mean_of_the_batch_statistics():
+    """Hand-computed: after recalibration the first BatchNorm's running mean is the mean, over the
+    calibration batches, of each batch's per-channel mean of the first conv's output; its running
+    variance the mean of the unbiased batch variances (torch's cumulative average, momentum=None)."""
+    torch.manual_seed(0)
+    net = HourglassNet(HourglassConfig(variant="reg", base=4, depth=2, residual=True))
+    bn = net.enc[0][1]
+    bn.running_mean.fill_(5.0)  # stale statistics, as after a short high-learning-rate run
+    batches = [torch.rand(2, 6, 32, 32), torch.rand(3, 6, 32, 32) * 2]  # 32: no padding (MIN_SIDE)
+    with torch.no_grad():
+        feats = [net.enc[0][0](x) for x in batches]
+    n = recalibrate_batchnorm(net.eval(), batches)
+    assert n == 2 * (2 + 3) and not net.training and bn.momentum == 0.1
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in feats])
+    variances = torch.stack([f.transpose(0, 1).flatten(1).var(dim=1, unbiased=True) for f in feats])
+    assert torch.allclose(bn.running_mean, means.mean(0), atol=1e-5)
+    assert torch.allclose(bn.running_var, variances.mean(0), rtol=1e-4)
+
+
+def test_fresh_residual_hf_reg_returns_the_average():
+    """The residual HF-Reg's head starts at zero: before training it is the plain average (it can
+    only learn to move away from it), in train and eval mode."""
+    net = HourglassNet(HourglassConfig(variant="reg", base=4, depth=2, residual=True))
+    x = torch.rand(2, 6, 20, 28)
+    with torch.no_grad():
+        for mode in (True, False):
+            assert torch.equal(net.train(mode)(x), 0.5 * (x[:, :3] + x[:, 3:]))
 
 
 # ----------------------------------------------------------------------------------------------
