@@ -34,7 +34,7 @@ mfif eval --data $SHARED/data/mf-real/liu-grayscale --data $SHARED/data/mf-real/
 # the dev set's 20 three-frame stacks: each hourglass N-frame strategy as a variant, next to gff
 # (hf-seg alone is its default, champion; the order dependence is benchmarks/hourglass_dev.py)
 mfif eval --data "$DEVSET/stacks" --methods gff,hf-seg,hf-reg \
-  --variant hf-seg-series=hf-seg:mode=series --variant hf-seg-nway=hf-seg:mode=nway \
+  --variant hf-seg-series=hf-seg:nframe_strategy=series --variant hf-seg-nway=hf-seg:nframe_strategy=nway \
   --variant hf-reg-near=hf-reg:near=true \
   --metrics PSNR_GT,SSIM_GT --grid stack_00 -o "$OUT/eval-hourglass-stacks" --cache "$CACHE"
 

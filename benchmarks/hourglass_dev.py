@@ -127,8 +127,8 @@ def run_stacks(runner: Runner, devset: Path, out: Path, deadline: float, limit: 
         gt = read_image(folder / "GT.png")
         rev = stack[::-1].copy()
         res = {}
-        for label, method, opts in (("hf-seg series", "hf-seg", {"mode": "series", **runner.seg_opts}),
-                                    ("hf-seg nway", "hf-seg", {"mode": "nway", **runner.seg_opts}),
+        for label, method, opts in (("hf-seg series", "hf-seg", {"nframe_strategy": "series", **runner.seg_opts}),
+                                    ("hf-seg nway", "hf-seg", {"nframe_strategy": "nway", **runner.seg_opts}),
                                     ("hf-reg series", "hf-reg", {**runner.reg_opts}),
                                     ("hf-reg+near series", "hf-reg", {"near": True, **runner.reg_opts}),
                                     ("gff", "gff", {})):

@@ -14,13 +14,7 @@ from mfif.errors import InputError
 from mfif.methods import METHODS
 from mfif.options import parse_options, renamed_options
 
-# still named ``mode`` on this branch: renamed in their own folders (ifcnn: modality, hourglass:
-# nframe_strategy); strict, so the test says when the rename has landed
-_PENDING = {"hf-seg", "hf-reg"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="options field 'mode' not renamed yet")) if n in _PENDING else n for n in METHODS])
+@pytest.mark.parametrize("name", list(METHODS))
 def test_no_method_option_is_called_mode_and_renames_point_at_fields(name):
     _, cls = METHODS[name].load()
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -29,7 +23,8 @@ def test_no_method_option_is_called_mode_and_renames_point_at_fields(name):
     assert "mode" not in fields
 
 
-@pytest.mark.parametrize("name, new, value", [("dwt", "border", "zero"), ("cnn-slight", "nframe_strategy", "series")])
+@pytest.mark.parametrize("name, new, value", [("dwt", "border", "zero"), ("cnn-slight", "nframe_strategy", "series"), ("hf-seg", "nframe_strategy", "series"),
+                          ("ifcnn-max", "modality", "medical")])
 def test_old_name_mode_reads_as_the_new_option_with_a_warning(name, new, value):
     spec = METHODS[name]
     with pytest.warns(FutureWarning, match=f"option 'mode' is deprecated, use '{new}'"):

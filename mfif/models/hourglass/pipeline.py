@@ -17,7 +17,7 @@ Two sources (A, B):
   cost. Off by default: the paper obtains commutativity by training (reversed pairs in every batch)
   and measures it (~1e-5 mean squared difference); ``benchmarks/hourglass_dev.py`` measures ours.
 
-More than two frames (``mode``):
+More than two frames (``nframe_strategy``):
 
 - ``"series"`` (paper, Fig. 2): the functional power f(...f(f(x0, x1), x2)..., x_{N-1}) in the
   given order: the result depends on the order. HF-Seg tracks the per-source weights through the
@@ -50,6 +50,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class HFSegOptions:
 
     Attributes:
         weights: weights file (ours, ``mfif train hf-seg``); None = the shipped ``hf_seg.safetensors``.
-        mode: more than two frames: ``"champion"`` (default; N - 1 passes, then the N-frame rule),
+        nframe_strategy: more than two frames: ``"champion"`` (default; N - 1 passes, then the N-frame rule),
             ``"nway"`` (symmetric, order independent, N (N - 1) passes) or ``"series"`` (the
             paper's functional power f(f(x0, x1), x2)...).
         symmetrize: average f(A, B) and the reversed f(B, A): exact commutativity, 2x cost.
@@ -80,7 +81,9 @@ class HFSegOptions:
     """
 
     weights: str | None = None
-    mode: str = "champion"
+    RENAMED_OPTIONS: ClassVar[dict[str, str]] = {"mode": "nframe_strategy"}
+
+    nframe_strategy: str = "champion"
     symmetrize: bool = False
     device: str = "auto"
     init: str = "pretrained"
@@ -93,7 +96,7 @@ class HFRegOptions:
     Attributes:
         weights: weights file (ours, ``mfif train hf-reg``); None = the shipped ``hf_reg.safetensors``.
         near: the paper's "Near" post-processing: each pixel takes the nearest source value.
-        mode: more than two frames: only ``"series"`` (the paper's functional power).
+        nframe_strategy: more than two frames: only ``"series"`` (the paper's functional power).
         symmetrize: average f(A, B) and f(B, A): exact commutativity, 2x cost.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         init: ``"pretrained"`` or ``"random"`` (tests only).
@@ -101,7 +104,9 @@ class HFRegOptions:
 
     weights: str | None = None
     near: bool = False
-    mode: str = "series"
+    RENAMED_OPTIONS: ClassVar[dict[str, str]] = {"mode": "nframe_strategy"}
+
+    nframe_strategy: str = "series"
     symmetrize: bool = False
     device: str = "auto"
     init: str = "pretrained"
@@ -200,7 +205,7 @@ def _check_stack(stack: np.ndarray) -> np.ndarray:
 
 def _check_mode(mode: str, allowed: tuple[str, ...], method: str) -> None:
     if mode not in allowed:
-        raise InputError(f"unknown mode {mode!r} for {method}; choose one of {', '.join(allowed)}")
+        raise InputError(f"unknown nframe_strategy {mode!r} for {method}; choose one of {', '.join(allowed)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +221,7 @@ def hf_seg_fusion(stack: np.ndarray, options: HFSegOptions | None = None) -> Fus
         z0 (H, W); in ``nway`` mode ``score`` is the pairwise p (N, N, H, W).
     """
     o = options or HFSegOptions()
-    _check_mode(o.mode, MODES, "hf-seg")
+    _check_mode(o.nframe_strategy, MODES, "hf-seg")
     stack = _check_stack(stack)
     net = load_network("seg", o.weights, o.device, o.init)
     rgb = _to_rgb(stack)
@@ -227,12 +232,12 @@ def hf_seg_fusion(stack: np.ndarray, options: HFSegOptions | None = None) -> Fus
         weights = np.stack([z0, 1.0 - z0])
         score = z0
         mode = "pair"
-    elif o.mode == "champion":
+    elif o.nframe_strategy == "champion":
         decision = champion_decision(rgb, lambda a, b: seg_pair_weight(net, a, b, o.symmetrize))
         result = nframe_fusion_from_decision(stack, decision)
         result.info.update({"mode": "champion", "symmetrize": o.symmetrize})
         return result
-    elif o.mode == "series":
+    elif o.nframe_strategy == "series":
         weights = np.zeros((n,) + stack.shape[2:], np.float32)
         weights[0] = 1.0
         current = rgb[0]
@@ -269,7 +274,7 @@ def hf_reg_fusion(stack: np.ndarray, options: HFRegOptions | None = None) -> Fus
         ``maps["regressed"]`` (C, H, W); without: no weights (the regression is no weighted mean).
     """
     o = options or HFRegOptions()
-    _check_mode(o.mode, ("series",), "hf-reg (the symmetric 'nway' mode needs per-source scores: use hf-seg)")
+    _check_mode(o.nframe_strategy, ("series",), "hf-reg (the symmetric 'nway' mode needs per-source scores: use hf-seg)")
     stack = _check_stack(stack)
     net = load_network("reg", o.weights, o.device, o.init)
     rgb = _to_rgb(stack)

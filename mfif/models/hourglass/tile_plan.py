@@ -26,7 +26,7 @@ def _hourglass_plan(variant: str, options, shape: tuple[int, ...]):
 
     depth = load_network(variant, options.weights, options.device, options.init).config.depth
     n = shape[0]
-    chained = 1 if (n == 2 or options.mode == "nway") else n - 1  # a series fold chains N - 1 passes
+    chained = 1 if (n == 2 or options.nframe_strategy == "nway") else n - 1  # a series fold chains N - 1 passes
     return TilePlan(halo=chained * (hourglass_receptive_radius(depth) + 3), grid=2 ** depth,
                     options=options)
 

@@ -77,7 +77,7 @@ def test_method_table_options():
     with pytest.raises(InputError):
         get_method("hf-seg").make_options(near=True)  # Near is an HF-Reg option
     with pytest.raises(InputError):
-        hf_reg_fusion(np.zeros((3, 3, 8, 8), np.float32), HFRegOptions(mode="nway", init="random"))
+        hf_reg_fusion(np.zeros((3, 3, 8, 8), np.float32), HFRegOptions(nframe_strategy="nway", init="random"))
     with pytest.raises(InputError):
         hf_seg_fusion(np.zeros((1, 3, 8, 8), np.float32), HFSegOptions(init="random"))
 
@@ -165,11 +165,11 @@ def test_three_frames_series_and_nway_order_independence():
     rng = np.random.default_rng(2)
     stack = rng.random((3, 3, 24, 30), dtype=np.float32)
     perm = [2, 0, 1]
-    series = hf_seg_fusion(stack, HFSegOptions(init="random", mode="series"))
+    series = hf_seg_fusion(stack, HFSegOptions(init="random", nframe_strategy="series"))
     assert np.allclose(series.weights.sum(0), 1, atol=1e-5)
     assert series.info["mode"] == "series"
-    r1 = hf_seg_fusion(stack, HFSegOptions(init="random", mode="nway"))
-    r2 = hf_seg_fusion(stack[perm], HFSegOptions(init="random", mode="nway"))
+    r1 = hf_seg_fusion(stack, HFSegOptions(init="random", nframe_strategy="nway"))
+    r2 = hf_seg_fusion(stack[perm], HFSegOptions(init="random", nframe_strategy="nway"))
     assert np.allclose(r1.weights.sum(0), 1, atol=1e-5)
     assert np.abs(r1.fused - r2.fused).max() < 1e-5
     assert np.abs(r1.weights[perm] - r2.weights).max() < 1e-5
