@@ -23,7 +23,7 @@ import numpy as np
 def dev_patches(folder: Path, per_pair: int, seed: int):
     from mfif.decision import luminance
     from mfif.io import read_image, read_stack
-    from mfif.models.liu_cnn.trainer import _window_variance
+    from mfif.synth.liu_patches import window_variance
 
     rng = np.random.default_rng(seed)
     a_list, b_list, labels = [], [], []
@@ -41,8 +41,8 @@ def dev_patches(folder: Path, per_pair: int, seed: int):
             c[1:, 1:] = m.cumsum(0).cumsum(1)
             return (c[16:, 16:] - c[:-16, 16:] - c[16:, :-16] + c[:-16, :-16]) == 256
 
-        a_sharp = full(fa_map) & full(~fb_map) & (_window_variance(grey[0]) > 25)
-        b_sharp = full(fb_map) & full(~fa_map) & (_window_variance(grey[1]) > 25)
+        a_sharp = full(fa_map) & full(~fb_map) & (window_variance(grey[0]) > 25)
+        b_sharp = full(fb_map) & full(~fa_map) & (window_variance(grey[1]) > 25)
         for ok, label in ((a_sharp, 1), (b_sharp, 0)):
             pos = np.argwhere(ok)
             if len(pos) == 0:

@@ -4,7 +4,8 @@ Data (paper Sec. 3.3, ``SPEC.md``): sharp photos -> grey (MATLAB rgb2gray weight
 cumulative Gaussian blurs (sigma 2, 7x7; :func:`mfif.synth.blur.liu_blur_levels`); for each blur
 level, random 16x16 positions whose *clear* patch has variance > 25 give a (clear, blurred) pair;
 every pair is used in both orders: (clear, blurred) label 1, (blurred, clear) label 0, both in the
-same batch. Patches are stored as 8-bit values (like 8-bit photos) and fed as value / 255.
+same batch. Patches are stored as 8-bit values (like 8-bit photos) and fed as value / 255. The
+sampling is the recipe :func:`mfif.synth.liu_patches.make_liu_pairs`.
 
 Photos: training = BSDS500 ``train`` + COCO128 + alpha-matting inputs; validation = BSDS500
 ``val`` (different photos, fixed seed); the BSDS500 ``test`` split is never used (it is the
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import time
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from mfif.errors import InputError
+from mfif.synth.liu_patches import make_liu_pairs
 from mfif.models.training import (CHECKPOINT, PRECISIONS, RunConfig, add_dataclass_flags, add_run_flags, atomic_save,
                                   check_resume_config, default_data_root, fit, load_checkpoint, resume_path)
 
@@ -116,81 +117,6 @@ def photo_files(root: str | os.PathLike, part: str) -> list[Path]:
     if not files:
         raise InputError(f"{root}: no {part} photos found in {', '.join(str(d) for d in dirs)}")
     return files
-
-
-def _grey255(path: Path) -> np.ndarray:
-    from mfif.decision import GREY_WEIGHTS
-    from mfif.io import read_image
-
-    img = read_image(path)  # (C, H, W) float32 [0, 1]
-    grey = img[0] if img.shape[0] == 1 else np.tensordot(GREY_WEIGHTS, img, axes=([0], [0]))
-    return (grey * 255.0).astype(np.float32)
-
-
-def _window_variance(grey: np.ndarray, size: int = 16) -> np.ndarray:
-    """Variance of every size x size window, indexed by its top-left corner, (H-size+1, W-size+1)."""
-    g = grey.astype(np.float64)
-    c1 = np.zeros((g.shape[0] + 1, g.shape[1] + 1))
-    c2 = np.zeros_like(c1)
-    c1[1:, 1:] = g.cumsum(0).cumsum(1)
-    c2[1:, 1:] = (g * g).cumsum(0).cumsum(1)
-
-    def win(c):
-        return c[size:, size:] - c[:-size, size:] - c[size:, :-size] + c[:-size, :-size]
-
-    n = size * size
-    mean = win(c1) / n
-    return win(c2) / n - mean * mean
-
-
-def make_liu_pairs(files: list[Path], n_pairs: int, seed: int, *, levels: int = 5,
-                   variance_threshold: float = 25.0, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample ``n_pairs`` (clear, blurred) 16x16 grey patch pairs from ``files``.
-
-    Photos are visited in rounds; each visit draws the same number of pairs from each of the
-    ``levels`` cumulative blur levels (the paper: 20 per level per photo), at random positions whose
-    clear patch has variance > ``variance_threshold`` (on 0..255 values).
-
-    Returns:
-        clear (n, 16, 16) uint8, blurred (n, 16, 16) uint8, level (n,) int8 (1..levels).
-    """
-    from tqdm import tqdm
-
-    from mfif.synth.blur import liu_blur_levels
-
-    rng = np.random.default_rng(seed)
-    per_visit = 20 * levels
-    visits = math.ceil(n_pairs / per_visit)
-    order = np.concatenate([rng.permutation(len(files)) for _ in range(math.ceil(visits / len(files)))])[:visits]
-    clear = np.empty((visits * per_visit, 16, 16), np.uint8)
-    blurred = np.empty_like(clear)
-    level = np.empty(visits * per_visit, np.int8)
-    cache: dict[int, tuple] = {}
-    filled = 0
-    for idx in tqdm(order, desc="sampling Liu patch pairs", unit="photo", disable=not progress, leave=False):
-        if idx not in cache:
-            grey = _grey255(files[idx])
-            blurs = liu_blur_levels(grey, levels=levels, sigma=2.0, ksize=7)
-            ok = np.argwhere(_window_variance(grey) > variance_threshold)
-            cache[idx] = (grey, blurs, ok)
-            if len(cache) > 64:  # bound memory: photos are revisited in a later round
-                cache.pop(next(iter(cache)))
-        grey, blurs, ok = cache[idx]
-        if len(ok) == 0:
-            continue
-        for k in range(levels):
-            pos = ok[rng.integers(0, len(ok), 20)]
-            rows = pos[:, 0, None, None] + np.arange(16)[None, :, None]
-            cols = pos[:, 1, None, None] + np.arange(16)[None, None, :]
-            sl = slice(filled, filled + 20)
-            clear[sl] = np.clip(np.rint(grey[rows, cols]), 0, 255)
-            blurred[sl] = np.clip(np.rint(blurs[k][rows, cols]), 0, 255)
-            level[sl] = k + 1
-            filled += 20
-    if filled < n_pairs:
-        raise InputError(f"only {filled} patch pairs could be sampled (photos too flat?), wanted {n_pairs}")
-    perm = rng.permutation(filled)[:n_pairs]
-    return clear[perm], blurred[perm], level[perm]
 
 
 def both_orders(clear, blurred):
