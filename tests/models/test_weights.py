@@ -103,6 +103,11 @@ def test_network_cache_builds_once_and_sees_a_rewritten_file(tmp_path):
     ("mfif.models.ba.network:build_ba_resnet", {"role": "boundary"},
      "no shipped weights for the BA boundary net at {p}/ba_boundary.safetensors; "
      "train them with 'mfif train ba --net boundary' or pass the weights file"),
+    ("mfif.models.hourglass.network:build_hourglass", {"variant": "reg"},
+     "no shipped weights for hf-reg at {p}/hf_reg.safetensors; train them with 'mfif train hf-reg' or pass --weights"),
+    ("mfif.models.ifcnn.network:default_weights_path", {"fuse_rule": "sum"},
+     "no shipped IFCNN weights for fuse rule 'sum' at {p}/ifcnn-sum.safetensors; train them with 'mfif train ifcnn' "
+     "or pass weights=<file.pth> (e.g. the authors' IFCNN-MAX.pth)"),
 ])
 def test_missing_shipped_weights_is_one_message_from_one_helper(build, kwargs, message, tmp_path, monkeypatch):
     import importlib
@@ -114,7 +119,7 @@ def test_missing_shipped_weights_is_one_message_from_one_helper(build, kwargs, m
     module = importlib.import_module(module)
     monkeypatch.setattr(module, "WEIGHTS_DIR", tmp_path)  # a checkout without the shipped files
     with pytest.raises(WeightsError) as err:
-        getattr(module, name)(pretrained=True, **kwargs)
+        getattr(module, name)(**({"pretrained": True} if "default_weights" not in name else {}), **kwargs)
     assert str(err.value) == message.format(p=tmp_path)
     (tmp_path / "x.safetensors").write_bytes(b"")
     assert shipped_weights_file(tmp_path / "x.safetensors", what="w", train_command="c") == tmp_path / "x.safetensors"

@@ -258,10 +258,10 @@ def build_hourglass(variant: str = "seg", weights: str | os.PathLike | dict | No
     """
     check_variant(variant)
     if weights is None and pretrained:
-        weights = default_weights_path(variant)
-        if not Path(weights).is_file():
-            raise WeightsError(f"no shipped weights for hf-{variant} at {weights}; train them with "
-                               f"'mfif train hf-{variant}' or pass --weights")
+        from mfif.models.weights import shipped_weights_file
+
+        weights = shipped_weights_file(default_weights_path(variant), what=f"weights for hf-{variant}",
+                                       train_command=f"mfif train hf-{variant}")
     if weights is None:
         return HourglassNet(config or HourglassConfig(variant=variant))
     if isinstance(weights, dict):

@@ -181,12 +181,11 @@ def default_weights_path(fuse_rule: str) -> Path:
     """Path of our shipped weights for ``fuse_rule``; :class:`WeightsError` if none is shipped."""
     check_fuse_rule(fuse_rule)
     meta = SHIPPED_WEIGHTS[fuse_rule]
-    path = WEIGHTS_DIR / meta.filename
-    if not path.is_file():
-        raise WeightsError(f"no shipped IFCNN weights for fuse rule '{fuse_rule}' ({path} is missing); "
-                           "pass weights=<file.pth> (e.g. the authors' IFCNN-MAX.pth) or train them "
-                           "with 'mfif train ifcnn'")
-    return path
+    from mfif.models.weights import shipped_weights_file
+
+    return shipped_weights_file(WEIGHTS_DIR / meta.filename, what=f"IFCNN weights for fuse rule '{fuse_rule}'",
+                                train_command="mfif train ifcnn",
+                                alternative="pass weights=<file.pth> (e.g. the authors' IFCNN-MAX.pth)")
 
 
 def fold_batchnorm(net: IFCNN) -> nn.Module:
