@@ -347,11 +347,87 @@ def _features(a: np.ndarray, b: np.ndarray, p: np.ndarray, model: str) -> np.nda
     return _from_level(out, p)
 
 
+def _tile_shifts(a: _Pyramid, b: _Pyramid, m: np.ndarray, o: AlignOptions, grid: int = 4):
+    """Local evidence for a step: per tile of the finest level, the translation (ECC, started from
+    ``m``) that matches b to a. Returns (tile centres, their matched positions in b), full-resolution
+    pixels, for the tiles where ECC converged."""
+    fine = len(a.levels) - 1
+    p = a.to_level[fine]
+    pa, pb = a.levels[fine], b.levels[fine]
+    h, w = pa.shape
+    ml = _to_level(m, p)
+    src, dst = [], []
+    th, tw = h // grid, w // grid
+    if min(th, tw) < 24:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    for ty in range(grid):
+        for tx in range(grid):
+            x0, y0 = tx * tw, ty * th
+            centre = np.array([x0 + (tw - 1) / 2, y0 + (th - 1) / 2, 1.0])
+            start = ml @ centre
+            start = start[:2] / start[2]
+            # b's tile: a window around the predicted position, matched by a pure translation
+            shift = np.eye(3)
+            shift[:2, 2] = start - centre[:2]
+            init = np.array([[1.0, 0, shift[0, 2] + x0], [0, 1.0, shift[1, 2] + y0], [0, 0, 1]])
+            tile = np.ascontiguousarray(pa[y0:y0 + th, x0:x0 + tw])
+            if float(tile.std()) < 1e-3:
+                continue
+            try:
+                t, cc = _ecc(tile, pb, init, "translation", o.iterations, o)
+            except cv2.error:
+                continue
+            if cc < o.min_correlation:
+                continue
+            src.append(centre[:2])
+            dst.append(t[:2, 2] - [x0, y0] + centre[:2])
+    if not src:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    pin = np.linalg.inv(p)
+    to_full = lambda q: (pin @ np.c_[q, np.ones(len(q))].T)[:2].T  # noqa: E731
+    return to_full(np.array(src)), to_full(np.array(dst))
+
+
+def _residual(m: np.ndarray, src: np.ndarray, dst: np.ndarray) -> float:
+    q = m @ np.c_[src, np.ones(len(src))].T
+    return float(np.median(np.sqrt(((q[:2] / q[2]).T - dst) ** 2).sum(1)))
+
+
+def _select_model(a: _Pyramid, b: _Pyramid, m: np.ndarray, cc: float, size: tuple[int, int],
+                  o: AlignOptions) -> tuple[np.ndarray, float, str]:
+    """Keep a richer-than-translation ECC result only when local evidence supports it.
+
+    Frames of a focus stack differ in focus, and defocus spreading over an occlusion looks, to a
+    global ECC fit, like a scale or shear of up to a few pixels where nothing moved. A real
+    scale/rotation/shear (focus breathing) moves every tile coherently; invented motion does not.
+    So the tiles of the finest level are matched one by one (translation), and the richer matrix is
+    kept only when the tiles agree with it (median residual <= 0.3 px of the matching level) and it
+    explains their positions clearly better than the best translation (residual <= 0.7x and at
+    least 0.05 px lower); otherwise the step is the translation. Measured on the dev set (481x321):
+    breathing sweeps 0.02-0.17 px vs translation 0.13-0.31 px (ratio 0.15-0.70); registered
+    layered stacks 0.11-1.5 px, ratio 0.66-1.4 (the one below 0.7 has 1.5 px residual)."""
+    if o.model == "translation":
+        return m, cc, ""
+    try:
+        mt, cct = _ecc_pyramid(a, b, "translation", o, size)
+    except cv2.error:
+        return m, cc, ""
+    src, dst = _tile_shifts(a, b, mt, o)
+    if len(src) < 6:
+        return m, cc, ""
+    level_scale = float(a.to_level[-1][0, 0])  # residuals in pixels of the matching level
+    r_rich, r_trans = _residual(m, src, dst) * level_scale, _residual(mt, src, dst) * level_scale
+    if r_rich <= 0.7 * r_trans and r_trans - r_rich >= 0.05 and r_rich <= 0.3:
+        return m, cc, ""
+    return mt, cct, f"{o.model} not supported by the tiles (median residual {r_rich:.2f} px vs translation {r_trans:.2f} px)"
+
+
 def estimate_step(a: _Pyramid, b: _Pyramid, size: tuple[int, int], o: AlignOptions, label: str = "") -> StepEstimate:
     """Match neighbour b to a: the matrix maps pixels of frame a to pixels of frame b."""
     reason = ""
     try:
         m, cc = _ecc_pyramid(a, b, o.model, o, size)
+        m, cc, note = _select_model(a, b, m, cc, size, o)
         if cc < o.min_correlation:
             reason = f"ECC correlation {cc:.3f} < {o.min_correlation}"
         else:
@@ -359,7 +435,7 @@ def estimate_step(a: _Pyramid, b: _Pyramid, size: tuple[int, int], o: AlignOptio
             if reason:
                 reason = f"ECC result implausible ({reason})"
         if not reason:
-            return StepEstimate(m, "ecc", cc)
+            return StepEstimate(m, "ecc", cc, note)
     except cv2.error as exc:
         reason = f"ECC failed ({str(exc).strip().splitlines()[-1][:80]})"
     fine = len(a.levels) - 1
