@@ -412,7 +412,7 @@ def _select_model(a: _Pyramid, b: _Pyramid, m: np.ndarray, size: tuple[int, int]
     part of the frame coherently; invented motion does not. So the tiles of the finest level are
     matched one by one (translation, :func:`_tile_shifts`), and a model is kept over the simpler
     one only when it explains their positions clearly better (:func:`_clearly_better`); a model
-    richer than translation must also agree with the tiles (median residual <= 0.3 px).
+    richer than translation must also agree with the tiles (median residual <= 0.2 px).
     Measured on the dev set (481x321): breathing sweeps, similarity/affine vs translation
     0.02-0.17 px vs 0.13-0.31 px; registered layered stacks, translation vs identity and affine vs
     translation never below 0.66x, and the one below 0.7x has a 1.5 px residual."""
@@ -432,7 +432,7 @@ def _select_model(a: _Pyramid, b: _Pyramid, m: np.ndarray, size: tuple[int, int]
         return simple, "" if name == "translation" else \
             f"translation not supported by the tiles (median residual {r_trans:.2f} px vs identity {r_id:.2f} px)"
     r_rich = _residual(m, src, dst) * level_scale
-    if r_rich <= 0.3 and _clearly_better(r_rich, r_simple):
+    if r_rich <= 0.2 and _clearly_better(r_rich, r_simple):
         return m, ""
     return simple, (f"{o.model} not supported by the tiles (median residual {r_rich:.2f} px vs "
                                f"{name} {r_simple:.2f} px); step = {name}")
