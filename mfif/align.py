@@ -13,6 +13,10 @@ coordinates of frame i (``aligned_i(x) = frame_i(T_i x)``), in stages:
    (``T_i = A_i ... A_{r+1}`` above the reference, inverses below it). Neighbour matching is ECC
    (Evangelidis & Psarakis 2008, ``cv2.findTransformECC``, Gaussian pre-blur) coarse to fine,
    starting from the identity.
+   Model selection by evidence: frames that differ only in focus make ECC invent motion (defocus
+   spreading over occlusions), so the step is kept only as far as 4x4 tiles, matched one by one,
+   support it (F tests: translation over identity, similarity/affine over translation); otherwise
+   it is the translation or the identity (:func:`_select_model`, note in the step's diagnostics).
 3. fallback: when ECC raises, its correlation is below ``min_correlation`` or the motion is
    implausible (scale outside ``1 +- max_scale_change``, shift over ``max_shift`` of the size), the
    pair is matched with AKAZE (ORB when absent) features + RANSAC (then refined by ECC from that start when possible);
