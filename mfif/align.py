@@ -352,10 +352,14 @@ def _features(a: np.ndarray, b: np.ndarray, p: np.ndarray, model: str) -> np.nda
 
 
 def _tile_shifts(a: _Pyramid, b: _Pyramid, m: np.ndarray, o: AlignOptions, grid: int = 4):
-    """Local evidence for a step: per tile of the finest level, the translation (ECC, started from
+    """Local evidence for a step: per tile of a fine level, the translation (ECC, started from
     ``m``) that matches b to a. Returns (tile centres, their matched positions in b), full-resolution
     pixels, for the tiles where ECC converged."""
+    # the coarsest level with a long side of at least 480 px (the size the thresholds were measured
+    # at; a coarser one loses the evidence of focus breathing on the dev sweeps)
     fine = len(a.levels) - 1
+    while fine > 0 and max(a.levels[fine - 1].shape) >= 480:
+        fine -= 1
     p = a.to_level[fine]
     pa, pb = a.levels[fine], b.levels[fine]
     h, w = pa.shape
@@ -456,7 +460,10 @@ def _select_model(a: _Pyramid, b: _Pyramid, m: np.ndarray, size: tuple[int, int]
     one only when it explains their displacements significantly better (:func:`_evidence`, F
     statistic >= :data:`EVIDENCE_F`). The matrix kept is ECC's (global, more precise than the tiles)."""
     try:
-        mt = m if o.model == "translation" else _ecc_pyramid(a, b, "translation", o, size)[0]
+        # the best translation near ECC's result: one ECC run at the finest level
+        mt = m if o.model == "translation" else _ecc_pyramid(a, b, "translation", o, size,
+                                                              init=_project(m, "translation", size),
+                                                              start_level=len(a.levels) - 1)[0]
     except cv2.error:
         return m, ""
     src, dst = _tile_shifts(a, b, mt, o)
