@@ -374,10 +374,8 @@ def _tile_shifts(a: _Pyramid, b: _Pyramid, m: np.ndarray, o: AlignOptions, grid:
             centre = np.array([x0 + (tw - 1) / 2, y0 + (th - 1) / 2, 1.0])
             start = ml @ centre
             start = start[:2] / start[2]
-            # b's tile: a window around the predicted position, matched by a pure translation
-            shift = np.eye(3)
-            shift[:2, 2] = start - centre[:2]
-            init = np.array([[1.0, 0, shift[0, 2] + x0], [0, 1.0, shift[1, 2] + y0], [0, 0, 1]])
+            # the tile found in b by a pure translation, started at the position m predicts
+            init = np.array([[1.0, 0, start[0] - centre[0] + x0], [0, 1.0, start[1] - centre[1] + y0], [0, 0, 1]])
             tile = np.ascontiguousarray(pa[y0:y0 + th, x0:x0 + tw])
             if float(tile.std()) < 1e-3:
                 continue
@@ -455,7 +453,7 @@ def _select_model(a: _Pyramid, b: _Pyramid, m: np.ndarray, size: tuple[int, int]
     registered layered dev stacks: up to 1.65 px per step, 4.3 px chained to the reference). Even
     0.1-0.3 px of invented shift costs 1-7 dB PSNR against the ground truth (misregistration plus
     the interpolation blur of a sub-pixel warp). Real motion (a shift, focus breathing) moves every
-    part of the frame coherently; invented motion does not. So the tiles of the finest level are
+    part of the frame coherently; invented motion does not. So 4x4 tiles of a fine level are
     matched one by one (translation, :func:`_tile_shifts`), and a model is kept over the simpler
     one only when it explains their displacements significantly better (:func:`_evidence`, F
     statistic >= :data:`EVIDENCE_F`). The matrix kept is ECC's (global, more precise than the tiles)."""
