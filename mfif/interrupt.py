@@ -15,6 +15,7 @@ work that has no progress bar of its own (a learned method on a large stack) is 
 from __future__ import annotations
 
 import contextvars
+import signal
 import sys
 import threading
 import time
@@ -40,6 +41,23 @@ def cancelled() -> bool:
     return event is not None and event.is_set()
 
 
+def _install_sigint_flag(flag: threading.Event):
+    """In the main thread with Python's default Ctrl-C handler: a handler that sets ``flag`` and
+    raises KeyboardInterrupt as the default does; returns the handler to restore (None: unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        return None
+
+    def on_sigint(signum, frame):
+        flag.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return previous
+
+
 def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_after: float = 2.0, **kwargs):
     """``fn(*args, **kwargs)`` in a worker thread; returns its result or raises its exception.
 
@@ -61,10 +79,17 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
     start = time.monotonic()
     show = bool(label) and sys.stderr.isatty()
     shown = False
+    # Ctrl-C also sets a flag: a KeyboardInterrupt that Python raises while the main thread runs a
+    # finaliser (``__del__``, a weakref callback during garbage collection) is printed and swallowed;
+    # the flag still ends the wait.
+    interrupted = threading.Event()
+    previous = _install_sigint_flag(interrupted)
     worker.start()
     try:
         while worker.is_alive():
             worker.join(0.1)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
             elapsed = time.monotonic() - start
             if show and elapsed >= ticker_after and not progress.bar_open():
                 now = progress.ticker_text()  # the stage without a bar of its own (mfif.progress)
@@ -77,6 +102,8 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
             fn()
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         if shown:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()

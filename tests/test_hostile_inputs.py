@@ -323,3 +323,27 @@ def test_ctrl_c_is_answered_at_once_during_a_long_c_call(tmp_path, capsys, pair,
     with all_or_nothing():
         write_image(tmp_path / "g.png", textured_image(8, 8, 1))
     assert (tmp_path / "f.png").exists() and (tmp_path / "g.png").exists()
+
+
+def test_ctrl_c_whose_exception_is_swallowed_still_ends_the_wait():
+    """Python prints and drops a KeyboardInterrupt raised while the main thread runs a finaliser
+    (``__del__``, gc); the Ctrl-C handler of run_interruptibly also sets a flag, so the wait ends
+    anyway. Simulated: the handler is called and its exception dropped, as a finaliser would."""
+    import signal
+
+    import pytest
+
+    from mfif.interrupt import run_interruptibly
+
+    def work():
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass  # swallowed, as in a finaliser
+        time.sleep(3.0)
+
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_interruptibly(work)
+    assert time.perf_counter() - t0 < 1.5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
