@@ -42,17 +42,18 @@ def cancelled() -> bool:
 
 
 def _install_sigint_flag(flag: threading.Event):
-    """In the main thread with Python's default Ctrl-C handler: a handler that sets ``flag`` and
-    raises KeyboardInterrupt as the default does; returns the handler to restore (None: unchanged)."""
+    """In the main thread, wrap the Ctrl-C handler so that it also sets ``flag`` (then does what the
+    handler did: Python's default raises KeyboardInterrupt). Returns the handler to restore, or None
+    when nothing was changed (not the main thread; Ctrl-C ignored or left to the OS)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    if not callable(previous):  # SIG_IGN (e.g. a background job), SIG_DFL, or not set from Python
         return None
 
     def on_sigint(signum, frame):
         flag.set()
-        raise KeyboardInterrupt
+        previous(signum, frame)
 
     signal.signal(signal.SIGINT, on_sigint)
     return previous
@@ -79,9 +80,9 @@ def run_interruptibly(fn: Callable, *args, label: str | None = None, ticker_afte
     start = time.monotonic()
     show = bool(label) and sys.stderr.isatty()
     shown = False
-    # Ctrl-C also sets a flag: a KeyboardInterrupt that Python raises while the main thread runs a
-    # finaliser (``__del__``, a weakref callback during garbage collection) is printed and swallowed;
-    # the flag still ends the wait.
+    # Ctrl-C also sets a flag that ends the wait: when a host program (a test runner, a library that
+    # installed its own SIGINT handler) does not raise KeyboardInterrupt, or when Python drops the
+    # exception because the main thread was running a finaliser (``__del__``, gc).
     interrupted = threading.Event()
     previous = _install_sigint_flag(interrupted)
     worker.start()
