@@ -311,7 +311,13 @@ def test_ctrl_c_is_answered_at_once_during_a_long_c_call(tmp_path, capsys, pair,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(mfif.stacking, "fuse_stack", stuck_in_c)
-    code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png")
+    # a terminal's Ctrl-C: Python's handler (a shell starts background jobs, e.g. `pytest &`, with
+    # SIGINT ignored, and then no Ctrl-C reaches the command at all)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _, err = _run(capsys, "fuse", *pair, "-o", tmp_path / "f.png")
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert code == 130 and "mfif: interrupted" in err
     assert time.perf_counter() - started[0] < 1.5
     time.sleep(3)  # the abandoned worker finishes its "C call" and must still write nothing
