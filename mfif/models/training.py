@@ -192,6 +192,7 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
 
     from tqdm import tqdm
 
+    autocast = _autocast(net, precision)  # checked before the first step
     history = history if history is not None else []
     step, ema, stopped_early = start_step, None, False
     last_ckpt = seen_t = time.time()
@@ -201,7 +202,7 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
         lr = lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with _autocast(net, precision):
+        with autocast():
             loss = step_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -236,21 +237,22 @@ def fit(net, optimizer, step_loss: Callable[[int], Any], *, start_step: int, tot
     return FitResult(step, stopped_early, ema)
 
 
-def _autocast(net, precision: str):
-    """The autocast context of ``precision`` for ``net``'s device (a no-op for fp32)."""
+def _autocast(net, precision: str) -> Callable[[], Any]:
+    """A factory of the autocast context of ``precision`` for ``net``'s device (a no-op for fp32);
+    the precision is checked and the device found once, not per step."""
     import contextlib
 
     import torch
 
     if precision == "fp32":
-        return contextlib.nullcontext()
+        return contextlib.nullcontext
     if precision != "bf16":
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     try:
         device_type = next(net.parameters()).device.type
     except StopIteration:
         device_type = "cpu"
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 
 
 def default_data_root() -> Path:
